@@ -1,0 +1,53 @@
+"""What every device runner returns, and the protocol each one follows.
+
+A device takes an artifact and a batch of inputs, runs them with the target's
+runtime where the model will run, and returns the outputs and per-invoke
+timings. ``local`` runs on this machine, ``qemu`` on an emulated Arm board,
+``ssh`` on a real board, ``tflm`` with TFLite Micro's reference kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass
+class RunRequest:
+    engine: str                 # "litert" | "onnxruntime" | "tflm"
+    threads: int = 1
+    delegate: str = "xnnpack"   # "xnnpack" | "none"
+    warmup: int = 10
+    repeats: int = 50
+    min_time_s: float = 0.0
+
+    def to_json(self, artifact_name: str, mark_invokes: bool = False) -> dict:
+        return {"artifact": artifact_name, "engine": self.engine, "threads": self.threads,
+                "delegate": self.delegate, "warmup": self.warmup, "repeats": self.repeats,
+                "min_time_s": self.min_time_s, "mark_invokes": mark_invokes}
+
+
+@dataclass
+class RunResult:
+    outputs: np.ndarray                 # float32, dequantized, one row per input
+    latency_ms: list[float]             # per timed invoke, wall clock where it ran
+    runtime: str                        # e.g. "ai_edge_litert 2.3.0"
+    where: str                          # e.g. "local x86_64", "qemu-aarch64 cortex-a72"
+    latency_is_meaningful: bool = True  # False under emulation: wall time there means nothing
+    instructions_per_invoke: list[int] | None = None   # emulated devices only
+    instructions_by: str | None = None
+    arena_bytes: int | None = None                     # microcontrollers only
+    extra: dict = field(default_factory=dict)
+
+
+class Device(Protocol):
+    kind: str
+
+    def describe(self) -> str:
+        """One line: where the runs happen (``qemu-aarch64 cortex-a72``)."""
+
+    def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
+        """Run every input once (outputs) and time ``request.repeats`` invokes."""

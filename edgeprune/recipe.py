@@ -1,0 +1,161 @@
+"""The compression recipe: what to do to a model before it is exported.
+
+A target profile carries a default recipe in its ``[recipe]`` table; a recipe
+file given with ``--recipe`` replaces whole sections of it (``prune``,
+``finetune``, ``quantize`` ...). Unknown keys and wrong types are errors.
+
+Example (TOML)::
+
+    prune = { schedule = "polynomial", final_sparsity = 0.75, structure = "unstructured" }
+    finetune = { epochs = 4 }
+    quantize = ["float32", "dynamic", "float16", "int8"]
+    formats = ["tflite", "onnx"]
+    deploy = "int8.tflite"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Precision = Literal["float32", "dynamic", "float16", "int8"]
+Format = Literal["tflite", "onnx"]
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class PruneSpec(BaseModel):
+    """Magnitude pruning with tfmot, or channel pruning that shrinks the graph."""
+
+    model_config = _STRICT
+    structure: Literal["unstructured", "block", "m_by_n", "channel"] = "unstructured"
+    schedule: Literal["polynomial", "constant"] = "polynomial"
+    initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
+    final_sparsity: float = Field(0.75, ge=0.0, lt=1.0)
+    scope: Literal["per_layer", "global"] = "per_layer"
+    block_size: tuple[int, int] = (1, 1)
+    m_by_n: tuple[int, int] = (2, 4)
+    frequency: int = Field(10, ge=1)
+    importance: Literal["l1", "l2"] = "l1"
+    per_layer: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PruneSpec":
+        if self.initial_sparsity > self.final_sparsity:
+            raise ValueError("initial_sparsity must not exceed final_sparsity")
+        if self.structure == "block" and self.block_size == (1, 1):
+            raise ValueError('structure = "block" needs block_size, e.g. [16, 1] (kernels are [in, out])')
+        if self.structure != "block" and self.block_size != (1, 1):
+            raise ValueError('block_size applies only to structure = "block"')
+        if self.structure == "m_by_n" and self.m_by_n != (2, 4):
+            raise ValueError("tfmot supports m_by_n = [2, 4] only")
+        for layer, ratio in self.per_layer.items():
+            if not 0.0 <= ratio < 1.0:
+                raise ValueError(f"per_layer.{layer} must be in [0, 1), got {ratio}")
+        return self
+
+
+class FinetuneSpec(BaseModel):
+    model_config = _STRICT
+    epochs: int = Field(4, ge=0)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0)
+
+
+class RegularizeSpec(BaseModel):
+    """A sparsity-inducing fine-tuning phase before pruning."""
+
+    model_config = _STRICT
+    kind: Literal["l1", "l2", "group_lasso"] = "group_lasso"
+    strength: float = Field(1e-4, gt=0.0)
+    epochs: int = Field(2, ge=1)
+
+
+class ClusterSpec(BaseModel):
+    model_config = _STRICT
+    number_of_clusters: int = Field(16, ge=2, le=256)
+    preserve_sparsity: bool = True
+    centroid_init: Literal["kmeans++", "linear", "density-based", "random"] = "kmeans++"
+    epochs: int = Field(2, ge=0)
+
+
+class QatSpec(BaseModel):
+    """Quantization-aware training; ``preserve`` picks tfmot's collaborative schemes."""
+
+    model_config = _STRICT
+    preserve: Literal["none", "sparsity", "clusters", "sparsity_and_clusters"] = "none"
+    epochs: int = Field(2, ge=1)
+
+
+class Recipe(BaseModel):
+    model_config = _STRICT
+    seed: int = 0
+    prune: PruneSpec | None = Field(default_factory=PruneSpec)
+    finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
+    regularize: RegularizeSpec | None = None
+    cluster: ClusterSpec | None = None
+    qat: QatSpec | None = None
+    quantize: tuple[Precision, ...] = ("float32", "dynamic", "float16", "int8")
+    int8_io: bool = False
+    formats: tuple[Format, ...] = ("tflite", "onnx")
+    deploy: str = "int8.tflite"
+    tflite_sparse_encoding: Literal["auto", "always", "never"] = "auto"
+    representative_samples: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Recipe":
+        if not self.quantize:
+            raise ValueError("quantize must name at least one precision")
+        if not self.formats:
+            raise ValueError("formats must name at least one format")
+        if self.deploy not in self.artifact_names():
+            raise ValueError(
+                f"deploy = {self.deploy!r} is not among the artifacts this recipe makes: "
+                f"{', '.join(self.artifact_names())}")
+        return self
+
+    def artifact_names(self) -> list[str]:
+        """Names ``PRECISION.FORMAT`` of every artifact the recipe produces, in order.
+
+        ONNX is exported at float32 and int8 (static QDQ); other precisions are TFLite-only.
+        """
+        names = []
+        for fmt in self.formats:
+            for precision in self.quantize:
+                if fmt == "onnx" and precision not in ("float32", "int8"):
+                    continue
+                names.append(f"{precision}.{fmt}")
+        return names
+
+
+def recipe_from_mapping(data: dict, *, source: str) -> Recipe:
+    """Build a recipe from a parsed mapping, turning validation errors into ConfigError."""
+    from .config_io import validate_model
+
+    return validate_model(Recipe, data, source=source)
+
+
+def load_recipe(path: str | Path, base: Recipe | None = None) -> Recipe:
+    """Read a recipe TOML file; its top-level keys replace those of ``base``."""
+    from .config_io import read_toml
+
+    path = Path(path)
+    data = read_toml(path, what="recipe")
+    merged = dict(base.model_dump(mode="python", exclude_unset=False) if base else {})
+    merged.update(data)
+    return recipe_from_mapping(_listify(merged), source=str(path))
+
+
+def _listify(data: dict) -> dict:
+    """TOML arrays are lists; the strict model wants tuples for tuple fields."""
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, list):
+            out[key] = tuple(value)
+        elif isinstance(value, dict):
+            out[key] = _listify(value)
+        else:
+            out[key] = value
+    return out

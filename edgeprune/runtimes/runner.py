@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""The edgeprune runner: load one artifact, run inputs through it, time invokes.
+
+This file is the far side of every device. It is self-contained on purpose: it
+needs only the standard library, numpy and one runtime (ai-edge-litert, falling
+back to tflite_runtime and then tf.lite; or onnxruntime), and Python 3.9 or
+newer, so it is copied as it is to a Raspberry Pi, run under qemu-aarch64, or
+imported in-process on this machine.
+
+Protocol (one directory, the "job"):
+    request.json   {"artifact": "model.tflite", "engine": "litert"|"onnxruntime",
+                    "threads": 1, "delegate": "xnnpack"|"none", "warmup": 10,
+                    "repeats": 50, "min_time_s": 0.0, "mark_invokes": false}
+    inputs.npy     float32, shape (N, *input_shape): samples to run, one per invoke
+    ARTIFACT       the model file named in the request
+The runner writes ``outputs.npy`` (float32, dequantized, shape (N, *output_shape))
+and prints one JSON object on stdout: {"ok": true, "runtime": ..., "latency_ms":
+[...], ...}, or {"ok": false, "error": ..., "stage": ...} with exit status 2.
+
+Timing: after ``warmup`` invokes on the first sample, ``repeats`` invokes are
+timed one by one with time.perf_counter_ns (about 0.5 µs overhead); the loop goes
+on past ``repeats`` until ``min_time_s`` has passed. With ``mark_invokes`` each
+timed invoke is bracketed by a getppid() system call, which the QEMU plugin
+uses to count the instructions of exactly those invokes.
+"""
+
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+
+
+class RunnerError(Exception):
+    def __init__(self, stage, message):
+        super().__init__(message)
+        self.stage = stage
+
+
+def _litert_interpreter(path, threads, delegate):
+    errors = []
+    for module in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite"):
+        try:
+            mod = __import__(module, fromlist=["Interpreter"])
+        except Exception as exc:  # ImportError, or a broken install
+            errors.append("%s: %s" % (module, exc))
+            continue
+        kwargs = {"model_path": path, "num_threads": threads}
+        if delegate == "none":
+            resolver = getattr(mod, "OpResolverType", None)
+            if resolver is None and hasattr(mod, "experimental"):
+                resolver = getattr(mod.experimental, "OpResolverType", None)
+            if resolver is not None:
+                kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        cls = mod.Interpreter
+        try:
+            interp = cls(**kwargs)
+            interp.allocate_tensors()
+        except Exception as exc:
+            raise RunnerError("load", "%s could not load %s: %s" % (module, os.path.basename(path), exc))
+        version = _version_of(module.split(".")[0])
+        return interp, "%s %s" % (module.split(".")[0], version)
+    raise RunnerError("runtime-missing", "no TFLite runtime importable: " + "; ".join(errors))
+
+
+def _version_of(dist):
+    names = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
+             "tensorflow": "tensorflow", "onnxruntime": "onnxruntime"}
+    try:
+        from importlib.metadata import version
+        return version(names.get(dist, dist))
+    except Exception:
+        return "unknown"
+
+
+class LiteRTModel:
+    def __init__(self, path, threads, delegate):
+        self.interp, self.runtime = _litert_interpreter(path, threads, delegate)
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+
+    def set_input(self, sample):
+        x = sample[None, ...].astype(np.float32)
+        scale, zero = self.inp["quantization"]
+        if self.inp["dtype"] in (np.int8, np.uint8) and scale:
+            info = np.iinfo(self.inp["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        self.interp.set_tensor(self.inp["index"], x.astype(self.inp["dtype"]))
+
+    def invoke(self):
+        self.interp.invoke()
+
+    def get_output(self):
+        y = self.interp.get_tensor(self.out["index"])
+        scale, zero = self.out["quantization"]
+        if self.out["dtype"] in (np.int8, np.uint8) and scale:
+            y = (y.astype(np.float32) - zero) * scale
+        return y[0].astype(np.float32)
+
+
+class OnnxModel:
+    def __init__(self, path, threads, delegate):
+        try:
+            import onnxruntime as ort
+        except Exception as exc:
+            raise RunnerError("runtime-missing", "onnxruntime is not importable: %s" % exc)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.sess = ort.InferenceSession(path, sess_options=opts,
+                                             providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise RunnerError("load", "onnxruntime could not load %s: %s" % (os.path.basename(path), exc))
+        self.runtime = "onnxruntime %s" % ort.__version__
+        self.input_name = self.sess.get_inputs()[0].name
+        self.feed = None
+        self.result = None
+
+    def set_input(self, sample):
+        self.feed = {self.input_name: sample[None, ...].astype(np.float32)}
+
+    def invoke(self):
+        self.result = self.sess.run(None, self.feed)
+
+    def get_output(self):
+        return np.asarray(self.result[0])[0].astype(np.float32)
+
+
+ENGINES = {"litert": LiteRTModel, "onnxruntime": OnnxModel}
+
+
+def run_job(request, inputs, artifact_path):
+    """Run one job in this process; returns (result dict, outputs array)."""
+    engine = ENGINES.get(request.get("engine"))
+    if engine is None:
+        raise RunnerError("request", "unknown engine %r" % request.get("engine"))
+    model = engine(artifact_path, int(request.get("threads", 1)), request.get("delegate", "xnnpack"))
+    outputs = []
+    for sample in inputs:
+        model.set_input(sample)
+        model.invoke()
+        outputs.append(model.get_output())
+    outputs = np.stack(outputs) if outputs else np.zeros((0,), np.float32)
+    latency = _time_invokes(model, inputs[0], int(request.get("warmup", 10)),
+                            int(request.get("repeats", 50)), float(request.get("min_time_s", 0.0)),
+                            bool(request.get("mark_invokes", False)))
+    result = {
+        "ok": True,
+        "protocol": PROTOCOL_VERSION,
+        "runtime": model.runtime,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "threads": int(request.get("threads", 1)),
+        "delegate": request.get("delegate", "xnnpack"),
+        "samples": int(len(inputs)),
+        "warmup": int(request.get("warmup", 10)),
+        "latency_ms": latency,
+    }
+    return result, outputs
+
+
+def _time_invokes(model, sample, warmup, repeats, min_time_s, mark):
+    model.set_input(sample)
+    for _ in range(warmup):
+        model.invoke()
+    clock = time.perf_counter_ns
+    marker = os.getppid
+    samples = []
+    started = clock()
+    deadline = started + int(min_time_s * 1e9)
+    while len(samples) < repeats or clock() < deadline:
+        if mark:
+            marker()
+        t0 = clock()
+        model.invoke()
+        t1 = clock()
+        if mark:
+            marker()
+        samples.append((t1 - t0) / 1e6)
+        if len(samples) >= 100000:
+            break
+    return samples
+
+
+def run_job_dir(job_dir):
+    """Run the job in ``job_dir`` (protocol above); returns the result dict."""
+    with open(os.path.join(job_dir, "request.json")) as fh:
+        request = json.load(fh)
+    inputs = np.load(os.path.join(job_dir, "inputs.npy"), allow_pickle=False)
+    artifact = os.path.join(job_dir, os.path.basename(request["artifact"]))
+    result, outputs = run_job(request, inputs, artifact)
+    np.save(os.path.join(job_dir, "outputs.npy"), outputs)
+    result["outputs"] = "outputs.npy"
+    return result
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print(json.dumps({"ok": False, "stage": "usage", "error": "usage: runner.py JOB_DIR"}))
+        return 2
+    try:
+        result = run_job_dir(argv[0])
+    except RunnerError as exc:
+        print(json.dumps({"ok": False, "stage": exc.stage, "error": str(exc)}))
+        return 2
+    except Exception as exc:  # report anything else as data: the host decides what it means
+        print(json.dumps({"ok": False, "stage": "run", "error": "%s: %s" % (type(exc).__name__, exc)}))
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
