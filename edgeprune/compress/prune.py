@@ -1,0 +1,109 @@
+"""Gradual magnitude pruning with tensorflow-model-optimization.
+
+Each prunable layer (tfmot's registry: Conv2D, Dense, DepthwiseConv2D, ...) is
+wrapped with ``prune_low_magnitude`` on a polynomial or constant schedule that
+reaches the recipe's final sparsity two thirds of the way through fine-tuning,
+so the last third recovers accuracy at the final sparsity. ``block_size`` and
+``m_by_n`` are passed to tfmot as they are. The wrappers are stripped at the end.
+
+    >>> stripped, history = prune(model, recipe.prune, recipe.finetune, data)
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import keras_env
+from ..errors import ConfigError
+from ..recipe import FinetuneSpec, PruneSpec
+from ..types import Dataset
+
+PRUNABLE = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "Conv1D")
+
+
+def schedule_for(spec: PruneSpec, final_sparsity: float, end_step: int):
+    tfmot = keras_env.tfmot()
+    if spec.schedule == "constant":
+        return tfmot.sparsity.keras.ConstantSparsity(final_sparsity, begin_step=0,
+                                                     frequency=spec.frequency)
+    initial = min(spec.initial_sparsity, final_sparsity)
+    return tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=initial, final_sparsity=final_sparsity,
+                                                begin_step=0, end_step=end_step,
+                                                frequency=spec.frequency)
+
+
+def layer_params(spec: PruneSpec, layer_name: str, end_step: int) -> dict | None:
+    """tfmot arguments for one layer, or None to leave it dense."""
+    sparsity = spec.per_layer.get(layer_name, spec.final_sparsity)
+    if spec.structure == "m_by_n":
+        return {"sparsity_m_by_n": tuple(spec.m_by_n)}
+    if sparsity <= 0.0:
+        return None
+    params = {"pruning_schedule": schedule_for(spec, sparsity, end_step)}
+    if spec.structure == "block":
+        params["block_size"] = tuple(spec.block_size)
+    return params
+
+
+def end_step_for(data: Dataset, finetune: FinetuneSpec) -> int:
+    steps_per_epoch = math.ceil(len(data.x_train) / finetune.batch_size)
+    total = steps_per_epoch * max(1, finetune.epochs)
+    return max(1, int(total * 2 / 3))
+
+
+def prune(model, spec: PruneSpec, finetune: FinetuneSpec, data: Dataset):
+    """Prune a copy of ``model``; returns (stripped model, fine-tuning history)."""
+    if spec.structure == "channel":
+        raise ConfigError('structure = "channel" is handled by compress.channel, not magnitude pruning',
+                          where="recipe.prune.structure")
+    keras = keras_env.keras()
+    tfmot = keras_env.tfmot()
+    unknown = set(spec.per_layer) - {layer.name for layer in model.layers}
+    if unknown:
+        raise ConfigError(f"per_layer names layers the model does not have: {', '.join(sorted(unknown))}",
+                          where="recipe.prune.per_layer",
+                          expected=f"layer names among: {', '.join(l.name for l in model.layers)}")
+    end_step = end_step_for(data, finetune)
+    wrapped: list[str] = []
+
+    def wrap(layer):
+        clone = layer.__class__.from_config(layer.get_config())
+        if type(layer).__name__ in PRUNABLE and layer.get_weights():
+            params = layer_params(spec, layer.name, end_step)
+            if params is not None:
+                wrapped.append(layer.name)
+                return tfmot.sparsity.keras.prune_low_magnitude(clone, **params)
+        return clone
+
+    pruned = keras.models.clone_model(model, clone_function=wrap)
+    pruned.set_weights(model.get_weights())
+    if not wrapped:
+        raise ConfigError("no layer of the model can be pruned with these settings",
+                          where="recipe.prune",
+                          expected=f"at least one of {', '.join(PRUNABLE)} with a sparsity above 0")
+    history = fit(pruned, finetune, data, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+    return stripped, history
+
+
+def fit(model, finetune: FinetuneSpec, data: Dataset, callbacks=(), loss=None) -> dict[str, list[float]]:
+    """Fine-tune ``model`` in place on the training split; returns the per-epoch history."""
+    keras = keras_env.keras()
+    model.compile(optimizer=keras.optimizers.Adam(finetune.learning_rate),
+                  loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=_logits(model)),
+                  metrics=["accuracy"])
+    if finetune.epochs == 0:
+        return {}
+    hist = model.fit(data.x_train, data.y_train, epochs=finetune.epochs,
+                     batch_size=finetune.batch_size, validation_data=(data.x_val, data.y_val),
+                     shuffle=True, verbose=0, callbacks=list(callbacks))
+    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+
+
+def _logits(model) -> bool:
+    """True when the last layer has no softmax: the outputs are logits."""
+    last = model.layers[-1]
+    while hasattr(last, "layer"):  # pruning or clustering wrappers
+        last = last.layer
+    activation = getattr(last, "activation", None)
+    return getattr(activation, "__name__", "linear") != "softmax" and type(last).__name__ != "Softmax"

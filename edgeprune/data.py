@@ -1,0 +1,108 @@
+"""Datasets: a user's ``.npz`` file, checked against the model before any work."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .types import Dataset
+
+REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+VALIDATION_FRACTION = 0.1
+
+
+def array_digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def load_npz(path: str | Path, *, input_shape: tuple[int, ...], num_classes: int) -> Dataset:
+    """Load ``x_train, y_train, x_test, y_test`` from ``path`` (no pickles) and check them.
+
+    The last 10% of the training split becomes the validation split (used to
+    monitor fine-tuning), so the test split stays held out.
+    """
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise InputError("no data file here", where=where, fix="pass an existing .npz with --data")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in REQUIRED_KEYS if k not in npz.files]
+            if missing:
+                raise InputError(f"missing arrays: {', '.join(missing)}", where=where,
+                                 expected=f"arrays named {', '.join(REQUIRED_KEYS)}",
+                                 fix="save with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+            arrays = {k: npz[k] for k in REQUIRED_KEYS}
+    except InputError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise InputError("holds Python objects (pickled arrays), which are never loaded",
+                             where=where, expected="numeric arrays",
+                             fix="convert to numeric numpy arrays before saving") from None
+        raise InputError(f"cannot be read as .npz ({exc})", where=where,
+                         expected="a file written by numpy.savez") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"cannot be read as .npz ({exc})", where=where,
+                         expected="a file written by numpy.savez",
+                         fix="re-create the file; it may be truncated") from None
+
+    x_train, y_train = _check_split(arrays["x_train"], arrays["y_train"], "train", where,
+                                    input_shape, num_classes)
+    x_test, y_test = _check_split(arrays["x_test"], arrays["y_test"], "test", where,
+                                  input_shape, num_classes)
+    n_val = max(1, int(round(len(x_train) * VALIDATION_FRACTION)))
+    if len(x_train) - n_val < 1:
+        raise InputError("x_train has too few samples to split off a validation set",
+                         where=f"{where}: x_train", expected="at least 2 samples")
+    return Dataset(x_train=x_train[:-n_val], y_train=y_train[:-n_val],
+                   x_val=x_train[-n_val:], y_val=y_train[-n_val:],
+                   x_test=x_test, y_test=y_test, num_classes=num_classes,
+                   source=str(path.resolve()),
+                   sha256=array_digest(x_train, y_train, x_test, y_test))
+
+
+def _check_split(x: np.ndarray, y: np.ndarray, split: str, where: str,
+                 input_shape: tuple[int, ...], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    xname, yname = f"x_{split}", f"y_{split}"
+    if x.dtype.kind not in "fiu":
+        raise InputError(f"{xname} has dtype {x.dtype}", where=f"{where}: {xname}",
+                         expected="a numeric array (float32 preferred)")
+    if tuple(x.shape[1:]) != tuple(input_shape) or x.ndim < 2:
+        raise InputError(f"{xname} has shape {x.shape}", where=f"{where}: {xname}",
+                         expected=f"(N, {', '.join(map(str, input_shape))}) to match the model's input",
+                         fix="reshape the data, or check that the model and data belong together")
+    if len(x) == 0:
+        raise InputError(f"{xname} is empty", where=f"{where}: {xname}", expected="at least 1 sample")
+    x = x.astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise InputError(f"{xname} holds {bad} NaN or infinite values", where=f"{where}: {xname}",
+                         expected="finite values", fix="clean or impute them before exporting")
+    if y.ndim == 2 and y.shape[1] == num_classes and y.shape[1] > 1:
+        y = np.argmax(y, axis=1)  # one-hot labels
+    if y.ndim != 1 or len(y) != len(x):
+        raise InputError(f"{yname} has shape {y.shape} for {len(x)} samples",
+                         where=f"{where}: {yname}",
+                         expected=f"({len(x)},) integer class labels, or ({len(x)}, {num_classes}) one-hot")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise InputError(f"{yname} holds non-integer labels", where=f"{where}: {yname}",
+                             expected="integer class labels")
+    elif y.dtype.kind not in "iu":
+        raise InputError(f"{yname} has dtype {y.dtype}", where=f"{where}: {yname}",
+                         expected="integer class labels")
+    y = y.astype(np.int64)
+    if y.min() < 0 or y.max() >= num_classes:
+        raise InputError(f"{yname} has labels from {y.min()} to {y.max()}", where=f"{where}: {yname}",
+                         expected=f"labels in [0, {num_classes - 1}] for the model's {num_classes} outputs")
+    return x, y
