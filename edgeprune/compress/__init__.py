@@ -35,15 +35,56 @@ def weight_sparsity(model) -> dict[str, float]:
 
 
 def compress(source: SourceModel, recipe: Recipe, data: Dataset, log=lambda msg: None) -> CompressedModel:
+    """Apply the recipe's techniques in order: regularize -> prune (magnitude or channel)
+    -> cluster -> QAT. Each works on a copy; ``source.model`` is never modified."""
+    from .qat import check_recipe
+
+    check_recipe(recipe)  # fail before any training on a combination that cannot work
     keras_env.set_seed(recipe.seed)
     model = copy_model(source.model)
     history: dict[str, list[float]] = {}
     steps: list[str] = []
-    if recipe.prune is not None:
+    notes: list[str] = []
+    clusters: dict[str, int] = {}
+    qat_model = None
+    if recipe.regularize is not None:
+        from .regularize import regularize
+
+        spec = recipe.regularize
+        log(f"regularizing: {spec.kind}, strength {spec.strength:g}, {spec.epochs} epochs")
+        model = regularize(model, spec, recipe.finetune, data, history)
+        steps.append(f"regularize({spec.kind})")
+    if recipe.prune is not None and recipe.prune.structure == "channel":
+        from .channel import channel_prune
+
+        log(f"channel pruning: {recipe.prune.final_sparsity:.2f} of the channels by "
+            f"{recipe.prune.importance}, {recipe.finetune.epochs} fine-tuning epochs")
+        model, result = channel_prune(model, recipe.prune, recipe.finetune, data, history)
+        notes.extend(result.notes)
+        widths = ", ".join(f"{name} {result.original[name]}->{len(kept)}"
+                           for name, kept in result.kept.items())
+        steps.append(f"prune(channel: {widths})")
+    elif recipe.prune is not None:
         log(f"pruning: {recipe.prune.structure}, final sparsity {recipe.prune.final_sparsity:.2f}, "
             f"{recipe.finetune.epochs} fine-tuning epochs")
         model, hist = prune(model, recipe.prune, recipe.finetune, data)
         history.update({f"prune.{k}": v for k, v in hist.items()})
         steps.append(f"prune({recipe.prune.structure})")
+    if recipe.cluster is not None:
+        from .cluster import cluster
+
+        spec = recipe.cluster
+        log(f"clustering: {spec.number_of_clusters} clusters"
+            f"{', sparsity preserved' if spec.preserve_sparsity else ''}, {spec.epochs} epochs")
+        model, clusters, _ = cluster(model, spec, recipe.finetune, data, history)
+        steps.append(f"cluster({spec.number_of_clusters}"
+                     f"{', preserve_sparsity' if spec.preserve_sparsity else ''})")
+    if recipe.qat is not None:
+        from .qat import quantize_aware
+
+        log(f"quantization-aware training: preserve {recipe.qat.preserve}, {recipe.qat.epochs} epochs")
+        qat_model = quantize_aware(model, recipe, data, history)
+        steps.append(f"qat(preserve={recipe.qat.preserve})")
     return CompressedModel(model=model, recipe=recipe, sparsity=weight_sparsity(model),
-                           history=history, steps=steps)
+                           clusters=clusters, history=history, notes=notes, qat_model=qat_model,
+                           steps=steps)

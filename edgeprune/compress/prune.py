@@ -52,7 +52,8 @@ def end_step_for(data: Dataset, finetune: FinetuneSpec) -> int:
 
 
 def prune(model, spec: PruneSpec, finetune: FinetuneSpec, data: Dataset):
-    """Prune a copy of ``model``; returns (stripped model, fine-tuning history)."""
+    """Prune ``model`` (a copy the caller owns: its layers are wrapped and share their
+    weights with the result); returns (stripped model, fine-tuning history)."""
     if spec.structure == "channel":
         raise ConfigError('structure = "channel" is handled by compress.channel, not magnitude pruning',
                           where="recipe.prune.structure")
@@ -67,16 +68,14 @@ def prune(model, spec: PruneSpec, finetune: FinetuneSpec, data: Dataset):
     wrapped: list[str] = []
 
     def wrap(layer):
-        clone = layer.__class__.from_config(layer.get_config())
         if type(layer).__name__ in PRUNABLE and layer.get_weights():
             params = layer_params(spec, layer.name, end_step)
             if params is not None:
                 wrapped.append(layer.name)
-                return tfmot.sparsity.keras.prune_low_magnitude(clone, **params)
-        return clone
+                return tfmot.sparsity.keras.prune_low_magnitude(layer, **params)
+        return layer
 
     pruned = keras.models.clone_model(model, clone_function=wrap)
-    pruned.set_weights(model.get_weights())
     if not wrapped:
         raise ConfigError("no layer of the model can be pruned with these settings",
                           where="recipe.prune",

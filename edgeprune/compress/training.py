@@ -37,7 +37,7 @@ def fit(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: fl
         callbacks: Sequence[Any] = (), phase: str, history: dict[str, list[float]],
         compile_model: bool = True) -> None:
     """Fine-tune ``model`` on ``data`` and append its per-epoch metrics to ``history``
-    under ``"<phase>/<metric>"`` (loss, accuracy, val_loss, val_accuracy)."""
+    under ``"<phase>.<metric>"`` (loss, accuracy, val_loss, val_accuracy)."""
     if epochs <= 0:
         return
     if compile_model:
@@ -46,4 +46,4 @@ def fit(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: fl
                        validation_data=(data.x_val, data.y_val), callbacks=list(callbacks),
                        shuffle=True, verbose=0)
     for metric, values in result.history.items():
-        history.setdefault(f"{phase}/{metric}", []).extend(float(v) for v in values)
+        history.setdefault(f"{phase}.{metric}", []).extend(float(v) for v in values)

@@ -10,6 +10,7 @@ from .base import Device, RunRequest, RunResult
 # kind -> "module:factory"; a factory takes the target profile and returns a Device.
 _FACTORIES = {
     "local": "edgeprune.devices.local:LocalDevice",
+    "tflm": "edgeprune.runtimes.tflm:TflmDevice",
 }
 
 

@@ -1,0 +1,21 @@
+"""edgeprune: compress, export and validate a Keras model for an edge device in one command."""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "run_export", "ExportOptions", "load_target", "EdgepruneError"]
+
+
+def __getattr__(name):  # lazy: importing edgeprune must not import TensorFlow
+    if name in ("run_export", "ExportOptions"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    if name == "load_target":
+        from .targets import load_target
+
+        return load_target
+    if name == "EdgepruneError":
+        from .errors import EdgepruneError
+
+        return EdgepruneError
+    raise AttributeError(name)

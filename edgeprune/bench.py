@@ -1,0 +1,101 @@
+"""`edgeprune bench`: measure an existing .tflite or .onnx on a target, compressing nothing.
+
+Inputs are deterministic pseudo-random samples shaped like the artifact's input
+(seed 0), so the figures are latency, instructions and memory, not accuracy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .devices import RunRequest, device_for
+from .devices.local import LocalDevice
+from .errors import ConfigError, InputError
+from .measure.latency import latency_stats, spread_of
+from .measure.size import sizes
+from .targets import load_target
+
+SAMPLES = 8
+
+
+def input_shape_of(path: Path) -> tuple[int, ...]:
+    try:
+        if path.suffix == ".onnx":
+            import onnxruntime as ort
+
+            shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
+        else:
+            from .runtimes.runner import _litert_interpreter
+
+            interp, _ = _litert_interpreter(str(path), 1, "none")
+            shape = interp.get_input_details()[0]["shape"].tolist()
+    except Exception as exc:
+        raise InputError(f"cannot be loaded ({str(exc).splitlines()[0][:200]})", where=str(path),
+                         expected="a .tflite or .onnx file", fix="check the file is complete") from None
+    dims = [d for d in shape[1:]]
+    if any(not isinstance(d, int) or d <= 0 for d in dims):
+        raise InputError(f"input shape {shape} is not static", where=str(path),
+                         expected="a fixed input shape apart from the batch dimension")
+    return tuple(dims)
+
+
+def bench_artifact(artifact: str | Path, target: str, *, repeats: int | None = None, log=print) -> dict:
+    path = Path(artifact)
+    if not path.is_file():
+        raise InputError("no artifact here", where=str(path), fix="pass a .tflite or .onnx file")
+    if path.suffix not in (".tflite", ".onnx"):
+        raise InputError(f"unknown artifact type {path.suffix!r}", where=str(path),
+                         expected="a .tflite or .onnx file")
+    profile = load_target(target)
+    fmt = "onnx" if path.suffix == ".onnx" else "tflite"
+    engine = profile.runtime.engine
+    if (engine == "onnxruntime") != (fmt == "onnx"):
+        raise ConfigError(f"target {profile.name!r} runs {engine}, which cannot run a .{fmt} file",
+                          where="--target", fix="pick a target whose runtime runs this format")
+    x = np.random.default_rng(0).random((SAMPLES, *input_shape_of(path)), dtype=np.float32)
+    from .pipeline import DEVICE_REQUESTS
+
+    settings = dict(DEVICE_REQUESTS.get(profile.device.kind, DEVICE_REQUESTS["local"]))
+    if repeats is not None:
+        settings["repeats"] = repeats
+    device = LocalDevice(profile) if profile.device.kind in ("local", "rules") else device_for(profile)
+    req = RunRequest(engine=engine, threads=profile.runtime.threads, delegate=profile.runtime.delegate,
+                     **settings)
+    log(f"measuring {path.name} on {device.describe()}")
+    run = device.run(path, x, req)
+    out = {"artifact": str(path), "target": profile.name, "device": run.where, "runtime": run.runtime,
+           **sizes(path)}
+    out["latency_ms"] = {**latency_stats(run.latency_ms), "method": "measured",
+                         "meaningful": run.latency_is_meaningful}
+    if run.instructions_per_invoke:
+        med = float(np.median(run.instructions_per_invoke))
+        out["instructions_per_invoke"] = {"value": int(med), "spread": spread_of(run.instructions_per_invoke),
+                                          "by": run.instructions_by, "method": "measured"}
+        if profile.calibration:
+            cal = profile.calibration
+            out["latency_estimate_ms"] = {"value": med * cal.cycles_per_instruction / (cal.clock_mhz * 1e3),
+                                          "method": "estimated",
+                                          "by": f"instructions x CPI {cal.cycles_per_instruction} / "
+                                                f"{cal.clock_mhz} MHz"}
+    if run.arena_bytes is not None:
+        out["arena_bytes"] = run.arena_bytes
+    return out
+
+
+def render(result: dict) -> str:
+    lat = result["latency_ms"]
+    lines = [f"{result['artifact']} on {result['device']} ({result['runtime']})",
+             f"  size {result['size_bytes']} B, gzip {result['gzip_bytes']} B",
+             f"  latency median {lat['value']:.4f} ms, p90 {lat['p90']:.4f} ms, min {lat['min']:.4f} ms, "
+             f"n={lat['n']}" + ("" if lat["meaningful"] else " (wall time under emulation: not meaningful)")]
+    if "instructions_per_invoke" in result:
+        ins = result["instructions_per_invoke"]
+        lines.append(f"  instructions per invoke {ins['value']:,} (spread {ins['spread']:.2%}, {ins['by']})")
+    if "latency_estimate_ms" in result:
+        est = result["latency_estimate_ms"]
+        lines.append(f"  latency estimate {est['value']:.4f} ms (estimated: {est['by']})")
+    if "arena_bytes" in result:
+        lines.append(f"  arena {result['arena_bytes']} B (smallest that works, measured)")
+    return "\n".join(lines)

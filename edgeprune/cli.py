@@ -1,0 +1,129 @@
+"""The command line: parse options, build a config, call the Python API, print.
+
+Exit codes: 0 all budgets met, 1 internal error (a bug: traceback shown), 2 bad
+input or configuration, 3 a budget or regression check failed, 4 the device or
+its runtime could not be reached. See edgeprune/errors.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_BUDGET, EXIT_OK, EdgepruneError
+
+
+class _Group(click.Group):
+    """Turns EdgepruneError into its exit code and a message; anything else is a bug."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgepruneError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: no output was written", err=True)
+            ctx.exit(130)
+
+
+def _log(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgeprune")
+def cli() -> None:
+    """Compress, export and validate a Keras model for an edge device."""
+
+
+@cli.command()
+@click.argument("model", required=False)
+@click.option("--target", "-t", required=True, help="Target name (see `edgeprune targets`) or a profile .toml.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
+              help="Output folder; the run writes OUT/TARGET/.")
+@click.option("--data", type=click.Path(path_type=Path), help="An .npz with x_train, y_train, x_test, y_test.")
+@click.option("--recipe", type=click.Path(path_type=Path), help="A recipe .toml; its sections replace the target's.")
+@click.option("--seed", type=int, help="Overrides the recipe's seed.")
+@click.option("--epochs", "finetune_epochs", type=click.IntRange(min=0), help="Fine-tuning epochs (overrides the recipe).")
+@click.option("--train-epochs", type=click.IntRange(min=1), help="Reference models only: training epochs.")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout instead of the table.")
+def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_epochs, as_json):
+    """Compress MODEL, export it, validate the exported files on TARGET and report.
+
+    MODEL is a tf_keras .keras/.h5 file, a SavedModel directory, or a reference
+    model name (default: digits, with its own data).
+    """
+    from .pipeline import ExportOptions, run_export
+
+    result = run_export(ExportOptions(target=target, out_dir=out_dir, model=model, data=data, recipe=recipe,
+                                      seed=seed, finetune_epochs=finetune_epochs, train_epochs=train_epochs,
+                                      log=_log))
+    report = result.report.to_dict()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        from .report.table import render
+
+        click.echo(render(report))
+        click.echo(f"wrote {result.out_dir} in {result.seconds:.1f}s")
+    sys.exit(EXIT_OK if report["verdict"] == "pass" else EXIT_BUDGET)
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def targets(ctx):
+    """List target profiles; `targets show NAME` prints one."""
+    if ctx.invoked_subcommand is None:
+        from .targets import available_targets, load_target
+
+        for name, path in available_targets().items():
+            try:
+                profile = load_target(path)
+                click.echo(f"{name:16} {profile.runtime.engine:12} {profile.device.kind:6} {profile.description}")
+            except EdgepruneError as exc:
+                click.echo(f"{name:16} INVALID: {str(exc).splitlines()[0]}")
+
+
+@targets.command("show")
+@click.argument("name")
+def targets_show(name):
+    """Print a target profile with every default filled in, as JSON."""
+    from .targets import load_target
+
+    click.echo(json.dumps(load_target(name).model_dump(mode="json"), indent=2))
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--target", "-t", required=True, help="Target name or profile .toml.")
+@click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed invokes (default: the device's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the measurement as JSON.")
+def bench(artifact, target, repeats, as_json):
+    """Measure an existing .tflite or .onnx on TARGET, without compressing anything."""
+    from .bench import bench_artifact
+
+    result = bench_artifact(artifact, target, repeats=repeats, log=_log)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        from .bench import render
+
+        click.echo(render(result))
+
+
+from .check_cli import check  # noqa: E402  (each command lives in its own module)
+
+cli.add_command(check)
+
+
+def main() -> None:
+    cli(prog_name="edgeprune")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,485 @@
+"""Channel (filter) pruning: remove whole output channels so that the dense graph shrinks.
+
+Unlike magnitude pruning, which leaves zeros in tensors of the same shape, this
+rebuilds the model with fewer filters in Conv layers, fewer units in Dense layers,
+and the matching slices of everything downstream: BatchNormalization parameters,
+DepthwiseConv2D filters, the next layer's input channels, and the rows of a Dense
+layer fed through Flatten (a channels-last ``H x W x C`` tensor flattens to
+``(h * W + w) * C + c``, so channel ``c`` owns ``H * W`` rows).
+
+How it works:
+
+1. The model's graph (Sequential or functional) is read into *channel groups*: sets of
+   tensors whose last axis means the same channels. A Conv/Dense output starts a group;
+   layers that act per channel (activations, pooling, BatchNormalization, depthwise
+   convolutions, dropout, padding) keep their input's group; Add/Multiply/... merge
+   the groups of their inputs, so residual branches get **one shared channel mask**.
+2. A group is left intact when it cannot be pruned consistently: it holds the model's
+   input or output (the classifier), feeds a Concatenate, Reshape or a layer this module
+   does not understand, or a producer has a softmax over its channels. Each case is
+   returned as a note.
+3. Channels are ranked by the L1 or L2 norm of their producer's filters (summed, after
+   scaling each producer to mean 1, over the producers of a merged group); the lowest
+   ``ratio`` of each group (``scope = "per_layer"``) or of all groups together
+   (``scope = "global"``) are removed. ``per_layer`` ratios name a producer layer.
+4. The model is cloned with the new widths and the kept weights are copied in; the
+   original is not touched.
+
+Example::
+
+    pruned, result = prune_channels(model, ratio=0.5, importance="l1")
+    result.kept        # {"conv1": [0, 3, 4, ...], ...}
+    result.notes       # ["logits: left intact: it produces the model's output ..."]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .. import keras_env
+from ..errors import ConfigError
+
+# Layers whose output channels can be removed (they own the filters of a channel).
+_PRODUCERS = {"Conv1D", "Conv2D", "Conv3D", "Dense", "SeparableConv1D", "SeparableConv2D"}
+# Layers that act on each channel separately: output channel c depends on input channel c only.
+_PER_CHANNEL = {
+    "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "ThresholdedReLU", "Dropout",
+    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+    "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
+    "UpSampling1D", "UpSampling2D", "UpSampling3D", "BatchNormalization", "DepthwiseConv2D",
+    "DepthwiseConv1D",
+}
+# Element-wise merges: their inputs and output share one channel mask.
+_MERGES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
+# Per-channel weights of the per-channel layers that hold any (sliced on axis 0, or on
+# the depthwise kernel's input axis).
+_NON_ELEMENTWISE_ACTIVATIONS = {"softmax", "log_softmax"}
+
+
+@dataclass
+class ChannelPruneResult:
+    """What :func:`prune_channels` did: channels kept per producer layer, and what was left."""
+
+    kept: dict[str, list[int]] = field(default_factory=dict)       # producer -> kept indices
+    original: dict[str, int] = field(default_factory=dict)         # producer -> channels before
+    notes: list[str] = field(default_factory=list)                 # left intact, and why
+
+    def removed_fraction(self) -> dict[str, float]:
+        return {name: 1.0 - len(self.kept[name]) / self.original[name] for name in self.kept}
+
+
+# --------------------------------------------------------------------------- graph
+
+@dataclass
+class _Node:
+    layer: Any
+    inputs: list[tuple]          # tensor ids
+    output: tuple                # tensor id
+    other_refs: list[tuple]      # tensor ids referenced in call kwargs
+
+
+class _UnionFind:
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+
+    def add(self) -> int:
+        key = len(self.parent)
+        self.parent[key] = key
+        return key
+
+    def find(self, key: int) -> int:
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, a: int, b: int) -> int:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+        return ra
+
+
+def _graph(model) -> tuple[list[_Node], list[tuple], list[tuple]]:
+    """The model's layer calls in topological order, its input and its output tensor ids."""
+    k = keras_env.keras()
+    if isinstance(model, k.Sequential):
+        nodes, previous = [], ("__input__", 0, 0)
+        for layer in model.layers:
+            out = (layer.name, 0, 0)
+            nodes.append(_Node(layer, [previous], out, []))
+            previous = out
+        return nodes, [("__input__", 0, 0)], [previous]
+    if not getattr(model, "_is_graph_network", False):
+        raise ConfigError(
+            f"model {model.name!r} is a subclassed Keras model; its graph cannot be read",
+            where="prune.structure = \"channel\"",
+            expected="a Sequential or functional tf_keras model",
+            fix="rebuild the model with the Sequential or functional API, or use "
+                "structure = \"unstructured\" / \"block\"")
+    config = model.get_config()
+    names = {spec["name"] for spec in config["layers"]}
+    nodes = []
+    for spec in config["layers"]:
+        layer = model.get_layer(spec["name"])
+        if spec["class_name"] == "InputLayer":
+            continue
+        for index, inbound in enumerate(spec.get("inbound_nodes", [])):
+            inputs, other = _split_refs(inbound, names)
+            nodes.append(_Node(layer, inputs, (layer.name, index, 0), other))
+    inputs = [tuple(ref[:3]) for ref in config["input_layers"]]
+    outputs = [tuple(ref[:3]) for ref in config["output_layers"]]
+    return nodes, inputs, outputs
+
+
+def _split_refs(inbound, names) -> tuple[list[tuple], list[tuple]]:
+    """Positional tensor refs of a serialized call, and any other tensors its kwargs name."""
+    inputs, other = [], []
+    entries = inbound if isinstance(inbound, list) else [inbound]
+    for entry in entries:
+        if _is_ref(entry, names):
+            inputs.append(tuple(entry[:3]))
+            if len(entry) > 3:
+                other.extend(_refs_in(entry[3], names))
+        else:
+            other.extend(_refs_in(entry, names))
+    return inputs, other
+
+
+def _is_ref(value, names) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) >= 3 and isinstance(value[0], str)
+            and value[0] in names and isinstance(value[1], int) and isinstance(value[2], int))
+
+
+def _refs_in(value, names) -> Iterable[tuple]:
+    if _is_ref(value, names):
+        yield tuple(value[:3])
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _refs_in(item, names)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _refs_in(item, names)
+
+
+# --------------------------------------------------------------------------- analysis
+
+@dataclass
+class _Analysis:
+    uf: _UnionFind
+    tensor: dict[tuple, tuple[int, int]]          # tensor id -> (group node, repeat)
+    producers: dict[int, list[Any]]               # group node -> producer layers
+    blocked: dict[int, str]                       # group node -> reason (first found)
+    nodes: list[_Node]
+
+    def group(self, tensor_id) -> int:
+        return self.uf.find(self.tensor[tensor_id][0])
+
+    def block(self, group_node: int, reason: str) -> None:
+        self.blocked.setdefault(self.uf.find(group_node), reason)
+
+
+def _analyse(model) -> _Analysis:
+    nodes, inputs, outputs = _graph(model)
+    a = _Analysis(_UnionFind(), {}, {}, {}, nodes)
+    shared = {n.layer.name for n in nodes if sum(m.layer is n.layer for m in nodes) > 1}
+    for tid in inputs:
+        a.tensor[tid] = (a.uf.add(), 1)
+        a.block(a.tensor[tid][0], "it carries the model's input channels, which are fixed")
+    for node in nodes:
+        _visit(a, node, shared)
+    for tid in outputs:
+        layer = tid[0]
+        a.block(a.tensor[tid][0],
+                f"it produces the model's output (layer {layer!r}); its units are the classes "
+                "or outputs the caller relies on")
+    # Re-key producers and blocks by final roots (unions may have happened after registration).
+    producers: dict[int, list[Any]] = {}
+    for node_id, layers in a.producers.items():
+        producers.setdefault(a.uf.find(node_id), []).extend(layers)
+    a.producers = producers
+    a.blocked = {a.uf.find(g): r for g, r in reversed(list(a.blocked.items()))}
+    return a
+
+
+def _visit(a: _Analysis, node: _Node, shared: set[str]) -> None:
+    layer, kind = node.layer, node.layer.__class__.__name__
+    config = layer.get_config()
+    ins = [a.tensor[t] for t in node.inputs]
+    for ref in node.other_refs:
+        a.block(a.tensor[ref][0], f"layer {layer.name!r} ({kind}) uses it as a call argument")
+    if layer.name in shared:
+        reason = f"layer {layer.name!r} is called more than once (shared weights)"
+        for g, _ in ins:
+            a.block(g, reason)
+        a.tensor[node.output] = (a.uf.add(), 1)
+        a.block(a.tensor[node.output][0], reason)
+        return
+    problem = _layer_problem(layer, kind, config, len(ins))
+    if problem:
+        for g, _ in ins:
+            a.block(g, problem)
+        a.tensor[node.output] = (a.uf.add(), 1)
+        a.block(a.tensor[node.output][0], problem)
+        return
+    if kind in _PRODUCERS:
+        out = a.uf.add()
+        a.tensor[node.output] = (out, 1)
+        a.producers.setdefault(out, []).append(layer)
+        if config.get("activation") in _NON_ELEMENTWISE_ACTIVATIONS:
+            a.block(out, f"layer {layer.name!r} applies {config['activation']} across its channels")
+        return
+    if kind in _PER_CHANNEL:
+        a.tensor[node.output] = ins[0]
+        return
+    if kind in _MERGES:
+        repeats = {r for _, r in ins}
+        root = ins[0][0]
+        for g, _ in ins[1:]:
+            root = a.uf.union(root, g)
+        a.tensor[node.output] = (root, ins[0][1])
+        if len(repeats) > 1:
+            a.block(root, f"layer {layer.name!r} ({kind}) merges tensors of different layouts")
+        return
+    if kind == "Flatten":
+        shape = layer.input_shape
+        spatial = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+        g, repeat = ins[0]
+        a.tensor[node.output] = (g, repeat * spatial)
+        return
+    raise AssertionError(f"unhandled layer kind {kind}")  # _layer_problem covers the rest
+
+
+def _layer_problem(layer, kind: str, config: Mapping, n_inputs: int) -> str | None:
+    """Why the channels around this layer cannot be pruned, or None when they can."""
+    if kind not in _PRODUCERS | _PER_CHANNEL | _MERGES | {"Flatten"}:
+        if kind == "Concatenate":
+            return (f"layer {layer.name!r} concatenates it with other tensors (channel offsets "
+                    "would have to move; left intact)")
+        return f"layer {layer.name!r} ({kind}) is not a layer channel pruning can slice through"
+    if config.get("data_format", "channels_last") != "channels_last":
+        return f"layer {layer.name!r} uses data_format = {config['data_format']!r}"
+    if config.get("groups", 1) != 1:
+        return f"layer {layer.name!r} is a grouped convolution (groups = {config['groups']})"
+    if kind in ("DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv1D", "SeparableConv2D") \
+            and config.get("depth_multiplier", 1) != 1:
+        return (f"layer {layer.name!r} has depth_multiplier = {config['depth_multiplier']}; "
+                "only 1 keeps channels one-to-one")
+    if kind == "BatchNormalization":
+        axis = config.get("axis", -1)
+        axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+        if axis not in (-1, len(layer.input_shape) - 1):
+            return f"layer {layer.name!r} normalizes over axis {axis}, not the channel axis"
+    if kind == "PReLU" and config.get("shared_axes") is None and len(layer.input_shape) > 2:
+        return f"layer {layer.name!r} has a per-position PReLU slope"
+    if kind == "Activation" and config.get("activation") in _NON_ELEMENTWISE_ACTIVATIONS:
+        return f"layer {layer.name!r} applies {config['activation']} across its channels"
+    if kind in ("Softmax",):
+        return f"layer {layer.name!r} applies a softmax across its channels"
+    if kind in _MERGES and n_inputs < 2:
+        return f"layer {layer.name!r} ({kind}) has fewer than two inputs"
+    return None
+
+
+# --------------------------------------------------------------------------- selection
+
+def _channel_scores(layer, importance: str) -> np.ndarray:
+    """L1 or L2 norm of each output channel's filter."""
+    names = [w.name.split("/")[-1].split(":")[0] for w in layer.weights]
+    values = dict(zip(names, layer.get_weights()))
+    kernel = values.get("pointwise_kernel", values.get("kernel"))
+    flat = kernel.reshape(-1, kernel.shape[-1])
+    if importance == "l1":
+        return np.abs(flat).sum(axis=0)
+    return np.sqrt((flat ** 2).sum(axis=0))
+
+
+def _select(a: _Analysis, *, ratio: float, per_layer: Mapping[str, float], importance: str,
+            scope: str) -> tuple[dict[int, np.ndarray], list[str]]:
+    """Kept channel indices per prunable group, and notes on groups left intact."""
+    notes = []
+    producer_names = {layer.name: g for g, layers in a.producers.items() for layer in layers}
+    for name in per_layer:
+        if name not in producer_names:
+            raise ConfigError(
+                f"prune.per_layer names {name!r}, which is not a Conv/Dense layer of the model",
+                where=f"prune.per_layer.{name}",
+                expected=f"one of: {', '.join(sorted(producer_names)) or '(none)'}",
+                fix="use the name of a layer whose filters can be removed")
+        if producer_names[name] in a.blocked:
+            raise ConfigError(
+                f"prune.per_layer asks to remove channels of {name!r}, but they cannot be "
+                f"removed consistently: {a.blocked[producer_names[name]]}",
+                where=f"prune.per_layer.{name}",
+                fix="drop this entry; the layer is left intact")
+    scores: dict[int, np.ndarray] = {}
+    ratios: dict[int, float] = {}
+    for g, layers in a.producers.items():
+        names = ", ".join(layer.name for layer in layers)
+        if g in a.blocked:
+            notes.append(f"{names}: left intact: {a.blocked[g]}")
+            continue
+        widths = {_width(layer) for layer in layers}
+        if len(widths) != 1:
+            notes.append(f"{names}: left intact: merged layers disagree on width {sorted(widths)}")
+            continue
+        per_producer = [_channel_scores(layer, importance) for layer in layers]
+        scores[g] = sum(s / (s.mean() + 1e-12) for s in per_producer)
+        asked = {per_layer[layer.name] for layer in layers if layer.name in per_layer}
+        if len(asked) > 1:
+            raise ConfigError(
+                f"prune.per_layer gives different ratios {sorted(asked)} to layers {names}, "
+                "which share one channel mask (they meet in an element-wise merge)",
+                where="prune.per_layer", fix="give these layers the same ratio")
+        ratios[g] = asked.pop() if asked else ratio
+    if scope == "global":
+        return _select_global(scores, ratio, per_layer_groups={
+            g for g, layers in a.producers.items() if any(l.name in per_layer for l in layers)},
+            ratios=ratios), notes
+    kept = {}
+    for g, s in scores.items():
+        keep = max(1, int(round(len(s) * (1.0 - ratios[g]))))
+        kept[g] = np.sort(np.argsort(-s, kind="stable")[:keep])
+    return kept, notes
+
+
+def _select_global(scores: dict[int, np.ndarray], ratio: float, *, per_layer_groups: set[int],
+                   ratios: dict[int, float]) -> dict[int, np.ndarray]:
+    """Remove the lowest ``ratio`` of all (normalized) channels together; groups that
+    ``per_layer`` names keep their own ratio. Every group keeps at least one channel."""
+    kept = {}
+    pool = [(float(v), g, i) for g, s in scores.items() if g not in per_layer_groups
+            for i, v in enumerate(s)]
+    n_remove = int(round(len(pool) * ratio))
+    removed: dict[int, set[int]] = {}
+    for _, g, i in sorted(pool)[:n_remove]:
+        removed.setdefault(g, set()).add(i)
+    for g, s in scores.items():
+        if g in per_layer_groups:
+            keep = max(1, int(round(len(s) * (1.0 - ratios[g]))))
+            kept[g] = np.sort(np.argsort(-s, kind="stable")[:keep])
+            continue
+        idx = np.array([i for i in range(len(s)) if i not in removed.get(g, set())], dtype=int)
+        if idx.size == 0:
+            idx = np.array([int(np.argmax(s))])
+        kept[g] = idx
+    return kept
+
+
+# --------------------------------------------------------------------------- rebuild
+
+def _width(layer) -> int:
+    config = layer.get_config()
+    return int(config["filters"] if "filters" in config else config["units"])
+
+
+def _expand(kept: np.ndarray, channels: int, repeat: int) -> np.ndarray:
+    """Indices along a last axis of ``repeat * channels`` (channel fastest) that stay."""
+    return (np.arange(repeat)[:, None] * channels + kept[None, :]).reshape(-1)
+
+
+def _slice(array: np.ndarray, axis: int, index: np.ndarray | None) -> np.ndarray:
+    return array if index is None else np.take(array, index, axis=axis)
+
+
+def _new_weights(layer, in_idx: np.ndarray | None, out_idx: np.ndarray | None) -> list[np.ndarray]:
+    kind = layer.__class__.__name__
+    result = []
+    for var, value in zip(layer.weights, layer.get_weights()):
+        name = var.name.split("/")[-1].split(":")[0]
+        if kind in _PRODUCERS:
+            if name in ("kernel", "pointwise_kernel"):
+                value = _slice(_slice(value, value.ndim - 2, in_idx), value.ndim - 1, out_idx)
+            elif name == "depthwise_kernel":
+                value = _slice(value, value.ndim - 2, in_idx)
+            elif name == "bias":
+                value = _slice(value, 0, out_idx)
+        elif kind in ("DepthwiseConv2D", "DepthwiseConv1D") and name == "depthwise_kernel":
+            value = _slice(value, value.ndim - 2, in_idx)
+        elif kind == "PReLU":
+            value = _slice(value, value.ndim - 1, in_idx)
+        elif kind in _PER_CHANNEL:          # BatchNormalization, depthwise bias
+            value = _slice(value, 0, in_idx)
+        result.append(value)
+    return result
+
+
+def prune_channels(model, *, ratio: float, importance: str = "l1", scope: str = "per_layer",
+                   per_layer: Mapping[str, float] | None = None):
+    """Return a new model with the lowest-importance channels removed, and what was done.
+
+    Args:
+        model: a built Sequential or functional tf_keras model (not modified).
+        ratio: fraction of each prunable group's channels to remove (0 <= ratio < 1).
+        importance: "l1" or "l2" norm of each channel's filter.
+        scope: "per_layer" removes ``ratio`` of every group; "global" ranks all channels
+            together (after scaling each group to mean importance 1).
+        per_layer: ratios for named producer layers, overriding ``ratio``.
+    """
+    k = keras_env.keras()
+    per_layer = dict(per_layer or {})
+    a = _analyse(model)
+    kept_groups, notes = _select(a, ratio=ratio, per_layer=per_layer, importance=importance,
+                                 scope=scope)
+    widths = {g: _width(a.producers[g][0]) for g in kept_groups}
+    result = ChannelPruneResult(notes=notes)
+    new_width: dict[str, int] = {}
+    slices: dict[str, tuple[np.ndarray | None, np.ndarray | None]] = {}
+    for node in a.nodes:
+        layer = node.layer
+        in_idx = None
+        if node.inputs:
+            g, repeat = a.tensor[node.inputs[0]]
+            g = a.uf.find(g)
+            if g in kept_groups:
+                in_idx = _expand(kept_groups[g], widths[g], repeat)
+        out_idx = None
+        g_out = a.uf.find(a.tensor[node.output][0])
+        if layer.__class__.__name__ in _PRODUCERS and g_out in kept_groups:
+            out_idx = kept_groups[g_out]
+            new_width[layer.name] = len(out_idx)
+            result.kept[layer.name] = [int(i) for i in out_idx]
+            result.original[layer.name] = widths[g_out]
+        slices[layer.name] = (in_idx, out_idx)
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if layer.name in new_width:
+            config["filters" if "filters" in config else "units"] = new_width[layer.name]
+        return layer.__class__.from_config(config)
+
+    pruned = k.models.clone_model(model, clone_function=clone_layer)
+    for layer in model.layers:
+        if not layer.weights or layer.name not in slices:
+            continue
+        pruned.get_layer(layer.name).set_weights(_new_weights(layer, *slices[layer.name]))
+    return pruned, result
+
+
+def channel_prune(model, spec, finetune, data, history: dict[str, list[float]] | None = None):
+    """The recipe's channel pruning: remove ``spec.final_sparsity`` of the channels (or the
+    ``spec.per_layer`` ratios) by ``spec.importance``, then fine-tune for
+    ``finetune.epochs``; ``history`` gets ``prune.<metric>`` per epoch.
+
+    Returns ``(pruned model, ChannelPruneResult)``; ``model`` is not modified.
+    """
+    from . import training
+
+    history = {} if history is None else history
+    pruned, result = prune_channels(model, ratio=spec.final_sparsity, importance=spec.importance,
+                                    scope=spec.scope, per_layer=spec.per_layer)
+    if not result.kept:
+        raise ConfigError("channel pruning found no layer whose channels can be removed",
+                          where='recipe.prune.structure = "channel"',
+                          expected="Conv/Dense layers whose outputs feed other Conv/Dense layers",
+                          fix="see the notes: " + "; ".join(result.notes))
+    training.fit(pruned, data, epochs=finetune.epochs, batch_size=finetune.batch_size,
+                 learning_rate=finetune.learning_rate, phase="prune", history=history)
+    return pruned, result

@@ -1,0 +1,71 @@
+"""Weight clustering with tfmot: every kernel keeps at most ``number_of_clusters`` values.
+
+Clustering alone does not make a file smaller or a model faster: the weights are
+still stored dense, one float (or int8) per weight. It pays when the file is
+compressed (gzip, or flash compression on the device), because a tensor with 16
+distinct values compresses far better. ``preserve_sparsity`` (tfmot's
+sparsity-preserving clustering) keeps the zeros of an earlier pruning step as zeros,
+so pruning and clustering add up.
+
+    >>> clustered, counts, history = cluster(model, recipe.cluster, recipe.finetune, data)
+    >>> counts
+    {"conv1/kernel": 16, "fc1/kernel": 16, "logits/kernel": 16}
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import keras_env
+from ..errors import ConfigError
+from ..recipe import ClusterSpec, FinetuneSpec
+from ..types import Dataset
+from . import training
+
+_KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")
+
+
+def _init(spec: ClusterSpec):
+    init = keras_env.tfmot().clustering.keras.CentroidInitialization
+    return {"kmeans++": init.KMEANS_PLUS_PLUS, "linear": init.LINEAR,
+            "density-based": init.DENSITY_BASED, "random": init.RANDOM}[spec.centroid_init]
+
+
+def unique_values(model) -> dict[str, int]:
+    """Number of distinct values in each kernel, by ``layer/kernel`` name."""
+    out = {}
+    for layer in model.layers:
+        for weight in layer.weights:
+            name = weight.name.split(":")[0]
+            if name.endswith(_KERNELS):
+                out[name] = int(np.unique(weight.numpy()).size)
+    return out
+
+
+def cluster(model, spec: ClusterSpec, finetune: FinetuneSpec, data: Dataset,
+            history: dict[str, list[float]] | None = None):
+    """Cluster a copy of ``model``'s kernels, fine-tune, strip the wrappers.
+
+    Returns ``(stripped model, unique values per kernel, history)``; ``history`` gets
+    ``cluster.<metric>`` per epoch of ``spec.epochs``.
+    """
+    k = keras_env.keras()
+    tfmot = keras_env.tfmot()
+    history = {} if history is None else history
+    work = k.models.clone_model(model)
+    work.set_weights(model.get_weights())
+    try:
+        wrapped = tfmot.clustering.keras.cluster_weights(
+            work, number_of_clusters=spec.number_of_clusters,
+            cluster_centroids_init=_init(spec), preserve_sparsity=spec.preserve_sparsity)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"tfmot cannot cluster this model: {str(exc).splitlines()[0]}",
+                          where="recipe.cluster",
+                          expected="a model of layers tfmot's clustering registry supports "
+                                   "(Conv, Dense, DepthwiseConv2D, BatchNormalization, pooling ...)",
+                          fix="remove [cluster] from the recipe, or replace the layer named") from None
+    training.fit(wrapped, data, epochs=spec.epochs, batch_size=finetune.batch_size,
+                 learning_rate=finetune.learning_rate, phase="cluster", history=history)
+    stripped = tfmot.clustering.keras.strip_clustering(wrapped)
+    counts = unique_values(stripped)
+    return stripped, counts, history

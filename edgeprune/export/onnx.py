@@ -1,0 +1,65 @@
+"""ONNX export: float32 through tf2onnx, int8 through onnxruntime's static QDQ quantizer."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .. import keras_env
+from ..errors import UnsupportedError
+
+OPSET = 17
+
+
+def to_onnx_float(model, input_shape: tuple[int, ...], path: Path, opset: int = OPSET) -> dict:
+    """Write ``path``; returns the settings that made it (opset, converter version)."""
+    tf = keras_env.tf()
+    import tf2onnx
+
+    spec = (tf.TensorSpec((None, *input_shape), tf.float32, name="input"),)
+    try:
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    except Exception as exc:
+        raise UnsupportedError(f"tf2onnx could not convert the model: {str(exc).splitlines()[0]}",
+                               where="export.onnx",
+                               fix="remove \"onnx\" from recipe.formats, or replace the layer it names") from None
+    proto.producer_name = "edgeprune"
+    path.write_bytes(proto.SerializeToString())
+    return {"opset": opset, "converter": f"tf2onnx {tf2onnx.__version__}"}
+
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader: one sample per call, then None."""
+
+    def __init__(self, input_name: str, samples: np.ndarray):
+        self._it = iter(samples.astype(np.float32))
+        self._name = input_name
+
+    def get_next(self):
+        sample = next(self._it, None)
+        return None if sample is None else {self._name: sample[None, ...]}
+
+    def rewind(self):  # pragma: no cover - not used by MinMax
+        raise NotImplementedError
+
+
+def to_onnx_int8(float_path: Path, path: Path, representative: np.ndarray) -> dict:
+    """Static QDQ int8 (per-channel weights, MinMax calibration on ``representative``)."""
+    import onnx
+    import onnxruntime
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=False)
+        input_name = onnx.load(str(pre)).graph.input[0].name
+        quantize_static(str(pre), str(path), _Calibration(input_name, representative),
+                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, per_channel=True,
+                        calibrate_method=CalibrationMethod.MinMax)
+    return {"quantizer": f"onnxruntime.quantization {onnxruntime.__version__}", "format": "QDQ",
+            "activations": "int8", "weights": "int8 per-channel", "calibration": "MinMax",
+            "calibration_samples": int(len(representative))}

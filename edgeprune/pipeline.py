@@ -1,0 +1,413 @@
+"""run_export(): load -> baseline -> compress -> export -> validate -> report.
+
+Each stage is a function over the typed values in types.py; the report is built
+only from what the stages return. Every figure in it was measured on an exported
+artifact by a runtime (or is labelled an estimate).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__
+from .devices import RunRequest, RunResult, device_for
+from .errors import ConfigError, InputError
+from .measure.breakdown import breakdown_onnx, breakdown_tflite
+from .measure.latency import latency_stats, spread_of
+from .measure.metrics import classification_metrics
+from .measure.size import sizes
+from .output import sha256_file, staged_dir
+from .recipe import Recipe, load_recipe
+from .report.schema import ArtifactRecord, BudgetVerdict, Report, figure
+from .targets import TargetProfile, load_target
+from .types import Artifact, CompressedModel, Dataset, SourceModel
+
+HOST_REQUEST = dict(warmup=50, repeats=300, min_time_s=0.0)
+DEVICE_REQUESTS = {
+    "local": HOST_REQUEST,
+    "ssh": HOST_REQUEST,
+    "qemu": dict(warmup=2, repeats=5, min_time_s=0.0),
+    "tflm": dict(warmup=1, repeats=5, min_time_s=0.0),
+}
+
+
+@dataclass
+class ExportOptions:
+    target: str
+    out_dir: Path
+    model: str | None = None            # file, SavedModel dir or reference name; None: digits
+    data: Path | None = None
+    recipe: Path | None = None
+    seed: int | None = None
+    finetune_epochs: int | None = None  # overrides recipe.finetune.epochs
+    train_epochs: int | None = None     # reference models only: training epochs
+    emit_c: bool | None = None          # None: the target decides
+    log: Callable[[str], None] = field(default=lambda msg: None)
+
+
+@dataclass
+class ExportResult:
+    report: Report
+    out_dir: Path
+    seconds: float
+
+
+# ---------------------------------------------------------------- load
+
+def resolve_inputs(opts: ExportOptions) -> tuple[TargetProfile, SourceModel, Dataset]:
+    from . import reference
+
+    name = opts.model or reference.DEFAULT_MODEL
+    is_ref = opts.model is None or (reference.is_reference(name) and not Path(name).exists())
+    profile = load_target(opts.target)
+    recipe = profile.recipe
+    if is_ref and reference.recipe_path(name):
+        recipe = load_recipe(reference.recipe_path(name), base=recipe)
+    if opts.recipe is not None:
+        recipe = load_recipe(opts.recipe, base=recipe)
+    updates = {}
+    if opts.seed is not None:
+        updates["seed"] = opts.seed
+    if opts.finetune_epochs is not None:
+        updates["finetune"] = recipe.finetune.model_copy(update={"epochs": opts.finetune_epochs})
+    recipe = recipe.model_copy(update=updates) if updates else recipe
+    profile = _with_recipe(profile, recipe, str(opts.recipe or opts.target))
+
+    if is_ref:
+        if opts.data is not None:
+            raise ConfigError("--data cannot be combined with a reference model, which brings its own",
+                              where="--data", fix="drop --data, or pass a model file")
+        data = reference.load_data(name)
+        source = reference.load_model(name, seed=recipe.seed, epochs=opts.train_epochs, log=opts.log)
+    else:
+        if opts.data is None:
+            raise ConfigError("a model file needs data to fine-tune, calibrate and evaluate it",
+                              where="--data", expected="an .npz with x_train, y_train, x_test, y_test",
+                              fix="pass --data FILE.npz")
+        from .data import load_npz
+        from .source import load_model_file
+
+        source = load_model_file(name)
+        data = load_npz(opts.data, input_shape=source.input_shape, num_classes=source.num_classes)
+    if data.num_classes != source.num_classes:
+        raise InputError(f"the data has {data.num_classes} classes, the model {source.num_classes} outputs",
+                         where=source.origin)
+    return profile, source, data
+
+
+def _with_recipe(profile: TargetProfile, recipe: Recipe, where: str) -> TargetProfile:
+    try:
+        return TargetProfile.model_validate({**{k: getattr(profile, k) for k in TargetProfile.model_fields},
+                                             "recipe": recipe})
+    except Exception as exc:
+        msg = str(exc).splitlines()
+        raise ConfigError(f"the recipe does not fit target {profile.name!r}: {msg[-1].strip() if msg else exc}",
+                          where=where, fix="make recipe.deploy a format the target's runtime runs") from None
+
+
+# ---------------------------------------------------------------- baseline
+
+def keras_scores(model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
+
+
+def keras_record(name: str, model, data: Dataset, baseline_top1: np.ndarray | None,
+                 parent: str | None, settings: dict) -> ArtifactRecord:
+    from . import keras_env
+
+    scores = keras_scores(model, data.x_test)
+    metrics = classification_metrics(scores, data.y_test, data.num_classes, baseline_top1)
+    by = f"tf_keras {keras_env.keras().__version__} on local {platform.machine()}"
+    meas = {k: figure(v, "fraction", by) for k, v in metrics.items()}
+    meas["parameters"] = figure(int(model.count_params()), "count", "tf_keras count_params")
+    return ArtifactRecord(name=name, format="keras", precision="float32", parent=parent,
+                          settings=settings, measurements=meas)
+
+
+# ---------------------------------------------------------------- export
+
+def export_artifacts(compressed: CompressedModel, profile: TargetProfile, data: Dataset,
+                     source: SourceModel, staging: Path, log) -> list[Artifact]:
+    from .export.onnx import to_onnx_float, to_onnx_int8
+    from .export.tflite import to_tflite
+
+    recipe = profile.recipe
+    rep = data.representative(recipe.representative_samples)
+    artifacts: list[Artifact] = []
+    for name in recipe.artifact_names():
+        precision, fmt = name.split(".")
+        t0 = time.perf_counter()
+        if fmt == "tflite":
+            art = _export_tflite(compressed, profile, precision, rep, staging, to_tflite)
+        elif precision == "float32":
+            path = staging / "model_float32.onnx"
+            settings = to_onnx_float(compressed.model, source.input_shape, path)
+            art = _artifact(name, path, "onnx", precision, "dense", "compressed.keras", settings)
+        else:
+            if not (staging / "model_float32.onnx").exists():
+                to_onnx_float(compressed.model, source.input_shape, staging / "model_float32.onnx")
+            path = staging / "model_int8.onnx"
+            settings = to_onnx_int8(staging / "model_float32.onnx", path, rep)
+            art = _artifact(name, path, "onnx", precision, "dense", "float32.onnx", settings)
+        log(f"export success {time.perf_counter() - t0:.1f}s, saved as {art.path.name} "
+            f"({art.size_bytes / 1024:.1f} KiB)")
+        artifacts.append(art)
+    return artifacts
+
+
+def _artifact(name, path: Path, fmt, precision, encoding, parent, settings) -> Artifact:
+    if not path.is_file() or path.stat().st_size == 0:
+        raise RuntimeError(f"export of {name} produced no file")  # an invariant: a bug if broken
+    return Artifact(name=name, path=path, format=fmt, precision=precision, encoding=encoding,
+                    sha256=sha256_file(path), parent=parent, settings=settings)
+
+
+def _export_tflite(compressed, profile, precision, rep, staging, to_tflite) -> Artifact:
+    recipe = profile.recipe
+    qat = compressed.qat_model is not None and precision == "int8"
+    model = compressed.qat_model if qat else compressed.model
+    kwargs = dict(representative=rep, int8_io=recipe.int8_io and precision == "int8",
+                  quantization_aware=qat)
+    dense = to_tflite(model, precision, **kwargs)
+    settings = {"converter": "tf.lite.TFLiteConverter", "int8_io": kwargs["int8_io"],
+                "quantization_aware": qat,
+                "representative_samples": int(len(rep)) if precision == "int8" else 0}
+    encoding, data, reason = _choose_encoding(model, precision, kwargs, dense, profile, staging, to_tflite)
+    settings["encoding_reason"] = reason
+    path = staging / f"model_{precision}.tflite"
+    path.write_bytes(data)
+    parent = "compressed.keras"
+    return _artifact(f"{precision}.tflite", path, "tflite", precision, encoding, parent, settings)
+
+
+def _choose_encoding(model, precision, kwargs, dense: bytes, profile, staging, to_tflite):
+    """Dense, or the TFLite sparse encoding where it is smaller and the target's runtime loads it."""
+    mode = profile.recipe.tflite_sparse_encoding
+    if mode == "never" or profile.recipe.prune is None:
+        return "dense", dense, "not requested" if mode == "never" else "no pruning in the recipe"
+    if profile.runtime.engine == "tflm":
+        if mode == "always":
+            raise ConfigError("TFLite Micro cannot run the TFLite sparse encoding",
+                              where=f"target {profile.name}: recipe.tflite_sparse_encoding",
+                              expected='"auto" or "never" for a tflm target')
+        return "dense", dense, "TFLite Micro has no sparse-tensor support"
+    sparse = to_tflite(model, precision, sparse=True, **kwargs)
+    if len(sparse) >= len(dense) and mode == "auto":
+        return "dense", dense, f"sparse encoding not smaller ({len(sparse)} >= {len(dense)} bytes)"
+    probe = staging / f".probe_{precision}.tflite"
+    probe.write_bytes(sparse)
+    from .runtimes import runner
+
+    try:
+        runner.run_job({"engine": "litert", "threads": profile.runtime.threads,
+                        "delegate": profile.runtime.delegate, "warmup": 0, "repeats": 1},
+                       np.zeros((1, *model.inputs[0].shape[1:]), np.float32), str(probe))
+    except runner.RunnerError as exc:
+        if mode == "always":
+            raise ConfigError(f"the {precision} model in the sparse encoding does not load with "
+                              f"delegate {profile.runtime.delegate!r}: {exc}",
+                              where=f"target {profile.name}: recipe.tflite_sparse_encoding",
+                              fix='use "auto" (falls back to dense), or block sparsity [16, 1] for int8 '
+                                  'with XNNPACK') from None
+        return "dense", dense, (f"sparse encoding ({len(sparse)} bytes) fails to load with delegate "
+                                f"{profile.runtime.delegate!r}: {str(exc)[:160]}")
+    finally:
+        probe.unlink(missing_ok=True)
+    return "sparse", sparse, f"sparse encoding loads and is smaller ({len(sparse)} < {len(dense)} bytes)"
+
+
+# ---------------------------------------------------------------- validate
+
+def validate(artifacts: list[Artifact], profile: TargetProfile, data: Dataset,
+             baseline_top1: np.ndarray, log) -> dict[str, dict]:
+    """Measure every artifact on this machine, and the target's own artifacts on its device."""
+    from .devices.local import LocalDevice
+
+    host = LocalDevice(profile)
+    device = device_for(profile) if profile.device.kind not in ("local", "rules") else None
+    target_format = "onnx" if profile.runtime.engine == "onnxruntime" else "tflite"
+    results = {}
+    for art in artifacts:
+        engine = "onnxruntime" if art.format == "onnx" else "litert"
+        req = RunRequest(engine=engine, threads=profile.runtime.threads,
+                         delegate=profile.runtime.delegate, **HOST_REQUEST)
+        host_run = host.run(art.path, data.x_test, req)
+        dev_run = None
+        if device is not None and art.format == target_format and _device_runs(profile, art):
+            dreq = RunRequest(engine=profile.runtime.engine, threads=profile.runtime.threads,
+                              delegate=profile.runtime.delegate, **DEVICE_REQUESTS[profile.device.kind])
+            log(f"validating {art.name} on {device.describe()}")
+            dev_run = device.run(art.path, data.x_test, dreq)
+        results[art.name] = measure(art, profile, data, baseline_top1, host_run, dev_run)
+    return results
+
+
+def _device_runs(profile: TargetProfile, art: Artifact) -> bool:
+    # TFLite Micro runs the deployable integer models; hybrid/float16 kernels are not in TFLM.
+    return profile.runtime.engine != "tflm" or art.precision in ("int8", "float32")
+
+
+def measure(art: Artifact, profile: TargetProfile, data: Dataset, baseline_top1: np.ndarray,
+            host_run: RunResult, dev_run: RunResult | None) -> dict:
+    main = dev_run or host_run
+    by = f"{main.runtime} on {main.where}"
+    metrics = classification_metrics(main.outputs, data.y_test, data.num_classes, baseline_top1)
+    m = {k: figure(v, "fraction", by) for k, v in metrics.items()}
+    for key, value in sizes(art.path).items():
+        m[key] = figure(value, "bytes", "file size" if key == "size_bytes" else "gzip -9 of the file")
+    m["breakdown"] = breakdown_tflite(art.path) if art.format == "tflite" else breakdown_onnx(art.path)
+    if dev_run is not None and dev_run.latency_is_meaningful:
+        m["latency_ms"] = figure(unit="ms", by=by, **latency_stats(dev_run.latency_ms),
+                                 samples=[round(s, 6) for s in dev_run.latency_ms])
+    else:
+        note = "" if dev_run is None and profile.device.kind in ("local", "rules") else \
+            " (this machine, not the target)"
+        m["latency_ms"] = figure(unit="ms", by=f"{host_run.runtime} on {host_run.where}{note}",
+                                 **latency_stats(host_run.latency_ms),
+                                 samples=[round(s, 6) for s in host_run.latency_ms])
+    if dev_run is not None:
+        m["host_agreement"] = _agreement(dev_run, host_run, art)
+        if dev_run.instructions_per_invoke:
+            counts = dev_run.instructions_per_invoke
+            m["instructions_per_invoke"] = figure(int(np.median(counts)), "instructions",
+                                                  dev_run.instructions_by or by, samples=counts,
+                                                  spread=spread_of(counts))
+            cal = profile.calibration
+            if cal is not None:
+                est = np.median(counts) * cal.cycles_per_instruction / (cal.clock_mhz * 1e3)
+                m["latency_estimate_ms"] = figure(
+                    float(est), "ms",
+                    f"instructions x {cal.cycles_per_instruction} cycles/instruction / "
+                    f"{cal.clock_mhz} MHz ({cal.source or 'profile calibration'})", method="estimated")
+        if dev_run.arena_bytes is not None:
+            m["arena_bytes"] = figure(int(dev_run.arena_bytes), "bytes", by,
+                                      note="smallest arena that allocates and invokes, found by trying sizes")
+            m["flash_bytes"] = figure(art.size_bytes, "bytes", "model array size",
+                                      note="the model only; the interpreter's code is not counted")
+    return m
+
+
+def _agreement(dev: RunResult, host: RunResult, art: Artifact) -> dict:
+    diff = float(np.max(np.abs(dev.outputs - host.outputs))) if dev.outputs.size else 0.0
+    top1 = float(np.mean(np.argmax(dev.outputs, 1) == np.argmax(host.outputs, 1)))
+    return figure(top1, "fraction", f"{dev.where} vs {host.where}", max_abs_diff=diff,
+                  bit_exact=bool(diff == 0.0), expected="bit-exact" if art.precision == "int8"
+                  else "within float rounding")
+
+
+# ---------------------------------------------------------------- budgets
+
+BUDGET_FIGURES = {
+    "max_size_bytes": "size_bytes",
+    "max_gzip_bytes": "gzip_bytes",
+    "max_latency_ms": "latency_ms",
+    "max_arena_bytes": "arena_bytes",
+    "max_flash_bytes": "flash_bytes",
+    "max_instructions_per_invoke": "instructions_per_invoke",
+}
+
+
+def judge_budgets(profile: TargetProfile, deploy: ArtifactRecord, baseline: ArtifactRecord) -> list[BudgetVerdict]:
+    out = []
+    budgets = profile.budgets
+    for name, fig_name in BUDGET_FIGURES.items():
+        limit = getattr(budgets, name)
+        if limit is None:
+            continue
+        fig = deploy.measurements.get(fig_name)
+        note = ""
+        if name == "max_latency_ms" and profile.device.kind == "qemu":
+            fig = deploy.measurements.get("latency_estimate_ms")
+            note = "estimated from emulated instruction counts"
+        elif fig is not None and name == "max_latency_ms" and "not the target" in fig["by"]:
+            fig, note = None, "no latency was measured on the target"
+        if fig is None:
+            out.append(BudgetVerdict(name, fig_name, deploy.name, limit, None, "not_measured",
+                                     note or "this target's runner does not measure it"))
+            continue
+        value = fig["value"]
+        out.append(BudgetVerdict(name, fig_name, deploy.name, limit, value,
+                                 "pass" if value <= limit else "fail", note))
+    if budgets.max_accuracy_drop is not None:
+        drop = baseline.measurements["accuracy"]["value"] - deploy.measurements["accuracy"]["value"]
+        out.append(BudgetVerdict("max_accuracy_drop", "accuracy", deploy.name, budgets.max_accuracy_drop,
+                                 round(drop, 6), "pass" if drop <= budgets.max_accuracy_drop else "fail",
+                                 "baseline accuracy minus the deployed artifact's, on the test split"))
+    return out
+
+
+# ---------------------------------------------------------------- the flow
+
+def run_export(opts: ExportOptions) -> ExportResult:
+    started = time.perf_counter()
+    log = opts.log
+    profile, source, data = resolve_inputs(opts)
+    recipe = profile.recipe
+    from .compress import compress
+
+    baseline_scores = keras_scores(source.model, data.x_test)
+    baseline_top1 = np.argmax(baseline_scores, axis=1)
+    baseline = keras_record("baseline.keras", source.model, data, baseline_top1, None,
+                            {"source": source.origin, "sha256": source.sha256})
+    log(f"baseline accuracy {baseline.measurements['accuracy']['value']:.4f} on {len(data.x_test)} "
+        f"test samples")
+    compressed = compress(source, recipe, data, log=log)
+    compressed_rec = keras_record("compressed.keras", compressed.model, data, baseline_top1,
+                                  "baseline.keras", {"steps": compressed.steps})
+    final = Path(opts.out_dir) / profile.name
+    with staged_dir(final) as staging:
+        artifacts = export_artifacts(compressed, profile, data, source, staging, log)
+        measurements = validate(artifacts, profile, data, baseline_top1, log)
+        records = [baseline, compressed_rec] + [
+            ArtifactRecord(name=a.name, file=a.path.name, format=a.format, precision=a.precision,
+                           encoding=a.encoding, sha256=a.sha256, parent=a.parent, settings=a.settings,
+                           measurements=measurements[a.name]) for a in artifacts]
+        deploy = next(r for r in records if r.name == recipe.deploy)
+        report = Report(
+            tool={"name": "edgeprune", "version": __version__},
+            target=_target_summary(profile),
+            model={"source": source.origin, "sha256": source.sha256,
+                   "input_shape": list(source.input_shape), "num_classes": source.num_classes,
+                   "parameters": int(source.model.count_params())},
+            data={"source": data.source, "sha256": data.sha256, "train_samples": len(data.x_train),
+                  "test_samples": len(data.x_test)},
+            seed=recipe.seed, recipe=recipe.model_dump(mode="json"),
+            compression={"sparsity": compressed.sparsity, "clusters": compressed.clusters,
+                         "history": compressed.history, "notes": compressed.notes,
+                         "steps": compressed.steps},
+            artifacts=records, deploy=recipe.deploy,
+            budgets=judge_budgets(profile, deploy, baseline), advice=[])
+        (staging / "report.json").write_text(report.to_json())
+        (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts), indent=2) + "\n")
+    return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started)
+
+
+def _target_summary(profile: TargetProfile) -> dict:
+    from .devices.local import LocalDevice
+
+    return {"name": profile.name, "description": profile.description, "engine": profile.runtime.engine,
+            "threads": profile.runtime.threads, "delegate": profile.runtime.delegate,
+            "device_kind": profile.device.kind,
+            "device": LocalDevice().describe() if profile.device.kind == "local" else
+            profile.device.model_dump(mode="json"),
+            "budgets": profile.budgets.model_dump(mode="json", exclude_none=True),
+            "tolerances": profile.tolerances.model_dump(mode="json")}
+
+
+def _manifest(report: Report, artifacts: list[Artifact]) -> dict:
+    return {"schema_version": report.schema_version, "target": report.target["name"],
+            "deploy": report.deploy,
+            "source": {"name": "baseline.keras", "origin": report.model["source"],
+                       "sha256": report.model["sha256"]},
+            "stages": [{"name": r.name, "file": None, "parent": r.parent, "settings": r.settings}
+                       for r in report.artifacts if r.format == "keras"],
+            "artifacts": [{"name": a.name, "file": a.path.name, "format": a.format, "precision": a.precision,
+                           "encoding": a.encoding, "sha256": a.sha256, "size_bytes": a.size_bytes,
+                           "parent": a.parent, "settings": a.settings} for a in artifacts]}

@@ -1,0 +1,60 @@
+"""The terminal table: each stage's size, accuracy and latency, then each budget."""
+
+from __future__ import annotations
+
+
+def _fmt_bytes(n) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} B"
+
+
+def _value(meas: dict, key: str):
+    fig = meas.get(key)
+    return None if fig is None else fig["value"]
+
+
+def render(report: dict) -> str:
+    rows = [("artifact", "encoding", "size", "gzip", "accuracy", "F1", "agree", "latency ms (p90)", "measured on")]
+    for art in report["artifacts"]:
+        m = art["measurements"]
+        lat = m.get("latency_ms")
+        latency = f"{lat['value']:.4f} ({lat['p90']:.4f})" if lat else "-"
+        where = (lat or m.get("accuracy") or {}).get("by", "")
+        if "latency_estimate_ms" in m:
+            latency += f" est {m['latency_estimate_ms']['value']:.3f}"
+        acc, f1, agree = _value(m, "accuracy"), _value(m, "f1_macro"), _value(m, "agreement")
+        rows.append((art["name"], art.get("encoding", "dense") if art["format"] != "keras" else "-",
+                     _fmt_bytes(_value(m, "size_bytes")), _fmt_bytes(_value(m, "gzip_bytes")),
+                     f"{acc:.4f}" if acc is not None else "-", f"{f1:.4f}" if f1 is not None else "-",
+                     f"{agree:.4f}" if agree is not None else "-", latency, where))
+    lines = _columns(rows)
+    if "instructions_per_invoke" in "".join(str(a["measurements"].keys()) for a in report["artifacts"]):
+        lines.append("")
+        for art in report["artifacts"]:
+            fig = art["measurements"].get("instructions_per_invoke")
+            if fig:
+                lines.append(f"{art['name']}: {fig['value']:,} instructions per invoke "
+                             f"(spread {fig['spread']:.2%}, {fig['by']})")
+    lines.append("")
+    budget_rows = [("budget", "artifact", "limit", "value", "verdict")]
+    for b in report["budgets"]:
+        value = "-" if b["value"] is None else f"{b['value']:.6g}"
+        verdict = b["verdict"].upper() + (f" ({b['note']})" if b.get("note") else "")
+        budget_rows.append((b["name"], b["artifact"], f"{b['limit']:.6g}", value, verdict))
+    lines.extend(_columns(budget_rows) if report["budgets"] else ["no budgets in this target"])
+    for line in report.get("advice", []):
+        lines.append(f"advice: {line}")
+    lines.append(f"verdict: {report['verdict'].upper()} (target {report['target']['name']}, "
+                 f"deploy {report['deploy']})")
+    return "\n".join(lines)
+
+
+def _columns(rows) -> list[str]:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for n, row in enumerate(rows):
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out

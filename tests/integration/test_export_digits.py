@@ -1,0 +1,97 @@
+"""The whole export on the reference model (few epochs), as a user runs it."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _export(out, *extra):
+    cmd = [sys.executable, "-m", "edgeprune", "export", "--target", "host", "--out", str(out),
+           "--train-epochs", "10", "--epochs", "2", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ})
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    proc = _export(out)
+    assert proc.returncode in (0, 3), proc.stderr[-3000:]
+    return out / "host", proc
+
+
+def test_export_writes_report_manifest_and_artifacts(exported):
+    folder, proc = exported
+    report = json.loads((folder / "report.json").read_text())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert report["schema_version"] == 1 and report["deploy"] == "int8.tflite"
+    names = [a["name"] for a in report["artifacts"]]
+    assert names == ["baseline.keras", "compressed.keras", "float32.tflite", "dynamic.tflite",
+                     "float16.tflite", "int8.tflite", "float32.onnx", "int8.onnx"]
+    for entry in manifest["artifacts"]:
+        data = (folder / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+        assert entry["parent"] in {"compressed.keras", "float32.onnx"}
+    assert {s["name"] for s in manifest["stages"]} == {"baseline.keras", "compressed.keras"}
+    assert report["verdict"] == ("pass" if proc.returncode == 0 else "fail")
+    assert "verdict:" in proc.stdout and "int8.tflite" in proc.stdout
+
+
+def test_export_figures_say_how_they_were_measured(exported):
+    folder, _ = exported
+    report = json.loads((folder / "report.json").read_text())
+    for art in report["artifacts"]:
+        for name, fig in art["measurements"].items():
+            assert fig["method"] in ("measured", "estimated"), (art["name"], name)
+            assert fig["by"], (art["name"], name)
+    int8 = next(a for a in report["artifacts"] if a["name"] == "int8.tflite")["measurements"]
+    assert "ai_edge_litert" in int8["accuracy"]["by"]
+    assert int8["latency_ms"]["n"] >= 100 and int8["latency_ms"]["p90"] >= int8["latency_ms"]["value"]
+    base = report["artifacts"][0]["measurements"]["accuracy"]["value"]
+    assert base > 0.9 and int8["accuracy"]["value"] > base - 0.05
+    assert report["compression"]["sparsity"] and min(report["compression"]["sparsity"].values()) > 0.5
+
+
+def test_export_artifacts_load_and_agree_with_report(exported):
+    from ai_edge_litert.interpreter import Interpreter
+    import onnxruntime as ort
+
+    folder, _ = exported
+    report = json.loads((folder / "report.json").read_text())
+    for art in report["artifacts"][2:]:
+        path = folder / art["file"]
+        if art["format"] == "tflite":
+            interp = Interpreter(model_path=str(path))
+            interp.allocate_tensors()
+            shape = interp.get_input_details()[0]["shape"]
+        else:
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            out = sess.run(None, {sess.get_inputs()[0].name: np.zeros((2, 8, 8, 1), np.float32)})[0]
+            shape = out.shape
+        assert shape is not None
+        assert art["measurements"]["size_bytes"]["value"] == path.stat().st_size
+
+
+def test_export_is_byte_identical_when_repeated_with_same_seed(exported, tmp_path):
+    folder, _ = exported
+    proc = _export(tmp_path)
+    assert proc.returncode in (0, 3), proc.stderr[-3000:]
+    for name in ("model_float32.tflite", "model_dynamic.tflite", "model_float16.tflite", "model_int8.tflite"):
+        assert (folder / name).read_bytes() == (tmp_path / "host" / name).read_bytes(), name
+
+
+def test_export_keeps_previous_output_when_run_fails(exported, tmp_path):
+    folder, _ = exported
+    before = (folder / "report.json").read_bytes()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("quantize = [\"int3\"]\n")
+    proc = _export(folder.parent, "--recipe", str(bad))
+    assert proc.returncode == 2 and "quantize" in proc.stderr and "Traceback" not in proc.stderr
+    assert (folder / "report.json").read_bytes() == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["host"]
