@@ -262,7 +262,9 @@ def measure(art: Artifact, profile: TargetProfile, data: Dataset, baseline_top1:
     m = {k: figure(v, "fraction", by) for k, v in metrics.items()}
     for key, value in sizes(art.path).items():
         m[key] = figure(value, "bytes", "file size" if key == "size_bytes" else "gzip -9 of the file")
-    m["breakdown"] = breakdown_tflite(art.path) if art.format == "tflite" else breakdown_onnx(art.path)
+    table = breakdown_tflite(art.path) if art.format == "tflite" else breakdown_onnx(art.path)
+    m["breakdown"] = {**table, "method": "measured",
+                      "by": "constant tensor bytes and op counts read from the file"}
     if dev_run is not None and dev_run.latency_is_meaningful:
         m["latency_ms"] = figure(unit="ms", by=by, **latency_stats(dev_run.latency_ms),
                                  samples=[round(s, 6) for s in dev_run.latency_ms])

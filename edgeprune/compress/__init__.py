@@ -23,14 +23,16 @@ def copy_model(model):
 
 
 def weight_sparsity(model) -> dict[str, float]:
-    """Fraction of exact zeros in each kernel (biases and BN parameters left out)."""
+    """Fraction of exact zeros in each kernel (biases and BN parameters left out), by
+    ``layer/kernel`` (tfmot's strip functions rebuild variables without the layer scope,
+    so the layer's name is taken from the layer, not the variable)."""
     out = {}
     for layer in model.layers:
         for weight in layer.weights:
-            name = weight.name.split(":")[0]
-            if name.endswith(("kernel", "depthwise_kernel", "pointwise_kernel")):
+            short = weight.name.split("/")[-1].split(":")[0]
+            if short in ("kernel", "depthwise_kernel", "pointwise_kernel"):
                 values = weight.numpy()
-                out[name] = float(np.count_nonzero(values == 0) / values.size)
+                out[f"{layer.name}/{short}"] = float(np.count_nonzero(values == 0) / values.size)
     return out
 
 

@@ -36,9 +36,9 @@ def unique_values(model) -> dict[str, int]:
     out = {}
     for layer in model.layers:
         for weight in layer.weights:
-            name = weight.name.split(":")[0]
-            if name.endswith(_KERNELS):
-                out[name] = int(np.unique(weight.numpy()).size)
+            short = weight.name.split("/")[-1].split(":")[0]
+            if short in _KERNELS:
+                out[f"{layer.name}/{short}"] = int(np.unique(weight.numpy()).size)
     return out
 
 

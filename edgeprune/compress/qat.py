@@ -42,11 +42,13 @@ _SPARSE_ENOUGH = 0.05   # a model "has sparsity to preserve" when a kernel is th
 def kernel_stats(model) -> dict[str, tuple[float, int]]:
     """``layer/kernel`` -> (fraction of exact zeros, distinct values), wrappers included."""
     out = {}
-    for weight in model.weights:
-        name = weight.name.split(":")[0]
-        if name.endswith(_KERNELS):
-            value = weight.numpy()
-            out[name] = (float(np.mean(value == 0)), int(np.unique(value).size))
+    for layer in model.layers:
+        for weight in layer.weights:
+            short = weight.name.split("/")[-1].split(":")[0]
+            if short in _KERNELS:
+                value = weight.numpy()
+                out[f"{layer.name}/{short}"] = (float(np.mean(value == 0)),
+                                                int(np.unique(value).size))
     return out
 
 
