@@ -51,8 +51,14 @@ def cli() -> None:
 @click.option("--seed", type=int, help="Overrides the recipe's seed.")
 @click.option("--epochs", "finetune_epochs", type=click.IntRange(min=0), help="Fine-tuning epochs (overrides the recipe).")
 @click.option("--train-epochs", type=click.IntRange(min=1), help="Reference models only: training epochs.")
+@click.option("--emit-c/--no-emit-c", default=None,
+              help="Also write the deployed .tflite as C sources (default: the target's emit_c).")
+@click.option("--c-symbol", help="C name of the model array and prefix of the other names (default g_model).")
+@click.option("--arena-headroom", type=click.FloatRange(min=0, max=10),
+              help="Fraction added to the measured arena for the ARENA_BYTES macro (default 0.1).")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout instead of the table.")
-def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_epochs, as_json):
+def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_epochs, emit_c, c_symbol,
+           arena_headroom, as_json):
     """Compress MODEL, export it, validate the exported files on TARGET and report.
 
     MODEL is a tf_keras .keras/.h5 file, a SavedModel directory, or a reference
@@ -62,6 +68,7 @@ def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_ep
 
     result = run_export(ExportOptions(target=target, out_dir=out_dir, model=model, data=data, recipe=recipe,
                                       seed=seed, finetune_epochs=finetune_epochs, train_epochs=train_epochs,
+                                      emit_c=emit_c, c_symbol=c_symbol, arena_headroom=arena_headroom,
                                       log=_log))
     report = result.report.to_dict()
     if as_json:
@@ -121,7 +128,14 @@ from .check_cli import check  # noqa: E402  (each command lives in its own modul
 cli.add_command(check)
 
 
+def _terminate(signum, frame):  # SIGTERM unwinds like Ctrl-C: staging folders are removed
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     cli(prog_name="edgeprune")
 
 

@@ -113,6 +113,15 @@ class Compatibility(BaseModel):
     note: str = ""
 
 
+class Firmware(BaseModel):
+    """C sources for a firmware build (written when ``emit_c`` is true or with --emit-c)."""
+
+    model_config = _STRICT
+    symbol: str = "g_model"
+    arena_headroom_fraction: float = Field(0.1, ge=0, le=10)
+    alignment: int = Field(16, ge=4, le=4096)
+
+
 class Budgets(BaseModel):
     """Limits the deployed artifact must meet; leave one out to not check it."""
 
@@ -153,6 +162,7 @@ class TargetProfile(BaseModel):
     memory: Memory | None = None
     compatibility: Compatibility | None = None
     emit_c: bool = False
+    firmware: Firmware = Field(default_factory=Firmware)
 
     @model_validator(mode="after")
     def _consistent(self) -> "TargetProfile":

@@ -69,7 +69,7 @@ def compress(source: SourceModel, recipe: Recipe, data: Dataset, log=lambda msg:
     elif recipe.prune is not None:
         log(f"pruning: {recipe.prune.structure}, final sparsity {recipe.prune.final_sparsity:.2f}, "
             f"{recipe.finetune.epochs} fine-tuning epochs")
-        model, hist = prune(model, recipe.prune, recipe.finetune, data)
+        model, hist = prune(model, recipe.prune, recipe.finetune, data, notes)
         history.update({f"prune.{k}": v for k, v in hist.items()})
         steps.append(f"prune({recipe.prune.structure})")
     if recipe.cluster is not None:

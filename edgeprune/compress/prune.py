@@ -32,9 +32,31 @@ def schedule_for(spec: PruneSpec, final_sparsity: float, end_step: int):
                                                 frequency=spec.frequency)
 
 
-def layer_params(spec: PruneSpec, layer_name: str, end_step: int) -> dict | None:
+def global_ratios(model, spec: PruneSpec) -> dict[str, float]:
+    """``scope = "global"``: one magnitude threshold over every prunable kernel (those not
+    named in ``per_layer``), chosen so that ``final_sparsity`` of their weights fall below
+    it, turned into each layer's own sparsity for tfmot's per-layer schedules. Ranked on
+    the weights as they are before fine-tuning."""
+    import numpy as np
+
+    kernels = {layer.name: np.abs(layer.get_weights()[0]).ravel() for layer in model.layers
+               if type(layer).__name__ in PRUNABLE and layer.get_weights()
+               and layer.name not in spec.per_layer}
+    if not kernels:
+        return {}
+    pooled = np.sort(np.concatenate(list(kernels.values())))
+    cut = int(round(len(pooled) * spec.final_sparsity))
+    if cut == 0:
+        return {name: 0.0 for name in kernels}
+    threshold = pooled[cut - 1]
+    # Keep each ratio below 1 (tfmot needs a weight left) and at 0.999 at most.
+    return {name: float(min(np.mean(w <= threshold), 0.999)) for name, w in kernels.items()}
+
+
+def layer_params(spec: PruneSpec, layer_name: str, end_step: int,
+                 ratios: dict[str, float] | None = None) -> dict | None:
     """tfmot arguments for one layer, or None to leave it dense."""
-    sparsity = spec.per_layer.get(layer_name, spec.final_sparsity)
+    sparsity = spec.per_layer.get(layer_name, (ratios or {}).get(layer_name, spec.final_sparsity))
     if spec.structure == "m_by_n":
         return {"sparsity_m_by_n": tuple(spec.m_by_n)}
     if sparsity <= 0.0:
@@ -51,9 +73,13 @@ def end_step_for(data: Dataset, finetune: FinetuneSpec) -> int:
     return max(1, int(total * 2 / 3))
 
 
-def prune(model, spec: PruneSpec, finetune: FinetuneSpec, data: Dataset):
+def prune(model, spec: PruneSpec, finetune: FinetuneSpec, data: Dataset,
+          notes: list[str] | None = None):
     """Prune ``model`` (a copy the caller owns: its layers are wrapped and share their
-    weights with the result); returns (stripped model, fine-tuning history)."""
+    weights with the result); returns (stripped model, fine-tuning history).
+
+    ``notes`` (if given) gets one line per prunable layer left dense, and why: block
+    sparsity applies to 2-D kernels (Dense) only, in tfmot as in XNNPACK's sparse FC."""
     if spec.structure == "channel":
         raise ConfigError('structure = "channel" is handled by compress.channel, not magnitude pruning',
                           where="recipe.prune.structure")
@@ -65,11 +91,18 @@ def prune(model, spec: PruneSpec, finetune: FinetuneSpec, data: Dataset):
                           where="recipe.prune.per_layer",
                           expected=f"layer names among: {', '.join(l.name for l in model.layers)}")
     end_step = end_step_for(data, finetune)
+    ratios = global_ratios(model, spec) if spec.scope == "global" else None
     wrapped: list[str] = []
+    notes = [] if notes is None else notes
 
     def wrap(layer):
         if type(layer).__name__ in PRUNABLE and layer.get_weights():
-            params = layer_params(spec, layer.name, end_step)
+            if spec.structure == "block" and layer.get_weights()[0].ndim != 2:
+                notes.append(f"{layer.name}: left dense: block sparsity {tuple(spec.block_size)} "
+                             f"needs a 2-D kernel (Dense); this {type(layer).__name__} kernel is "
+                             f"{layer.get_weights()[0].ndim}-D")
+                return layer
+            params = layer_params(spec, layer.name, end_step, ratios)
             if params is not None:
                 wrapped.append(layer.name)
                 return tfmot.sparsity.keras.prune_low_magnitude(layer, **params)

@@ -21,6 +21,9 @@ writes, into ``fw/``:
 ``kws_model.manifest.json``
     the same facts for build systems.
 
+In the pipeline, :func:`firmware_artifact` does the same for an ``Artifact`` and
+returns the ``c_array`` artifact (parent: the .tflite).
+
 Every name starts with the symbol, so several models share one firmware. The
 output depends only on the inputs (no timestamps): generating twice gives the
 same bytes. Files are written to a temporary folder and then moved into place.
@@ -41,6 +44,7 @@ from typing import Literal
 
 from ..errors import ConfigError, UnsupportedError
 from ..measure.tflite_graph import TensorInfo, TfliteGraph, describe_op, read_graph
+from ..types import Artifact
 
 MANIFEST_SCHEMA = "edgeprune.firmware/1"
 
@@ -120,6 +124,29 @@ def write_c_sources(tflite_path: str | Path, out_dir: str | Path, *, symbol: str
                                              ("header", "source", "ops_header", "manifest")])
 
 
+def firmware_artifact(tflite: Artifact, out_dir: str | Path, *, symbol: str = "g_model",
+                      arena_bytes: int | None, headroom_fraction: float = 0.1,
+                      alignment: int = 16) -> Artifact:
+    """:func:`write_c_sources` for a pipeline artifact; returns the ``c_array`` artifact.
+
+    Its ``path`` is the manifest (which names the other files), its parent the .tflite.
+    Its file size is not the flash size: that is ``settings["model_bytes"]``.
+    """
+    paths = write_c_sources(tflite.path, out_dir, symbol=symbol, arena_bytes=arena_bytes,
+                            headroom_fraction=headroom_fraction, alignment=alignment)
+    manifest = json.loads(paths[3].read_text())
+    return Artifact(
+        name=paths[3].name, path=paths[3], format="c_array", precision=tflite.precision,
+        encoding=tflite.encoding, sha256=hashlib.sha256(paths[3].read_bytes()).hexdigest(),
+        parent=tflite.name,
+        settings={"symbol": symbol, "files": [p.name for p in paths],
+                  "arena_bytes": manifest["arena"]["bytes"],
+                  "arena_measured_bytes": manifest["arena"]["measured_bytes"],
+                  "headroom_fraction": headroom_fraction, "alignment": alignment,
+                  "model_bytes": manifest["model"]["bytes"],
+                  "model_sha256": manifest["model"]["sha256"]})
+
+
 def _check_options(symbol, arena_bytes, headroom_fraction, alignment, source_suffix) -> None:
     if not _C_IDENTIFIER.match(symbol) or symbol.lower() in _RESERVED:
         raise ConfigError(f"symbol = {symbol!r} is not a usable C identifier", where="symbol",
@@ -155,8 +182,12 @@ def _resolver_methods(graph: TfliteGraph, path: Path) -> list[tuple[str, str]]:
 
 
 def _c_float(value: float) -> str:
+    """A C float literal that reads back as the same float32 (9 significant digits)."""
+    if not math.isfinite(value):
+        raise UnsupportedError(f"a quantization scale is {value}", expected="a finite number",
+                               fix="re-export the model; its quantization parameters are broken")
     text = format(value, ".9g")
-    if not any(c in text for c in ".en"):
+    if not any(c in text for c in ".e"):
         text += ".0"
     return text + "f"
 

@@ -125,6 +125,9 @@ def _enum_names(enum_name: str) -> dict[int, str]:
 def read_graph(path: str | Path) -> TfliteGraph:
     """Parse the .tflite file at ``path``; raises :class:`InputError` if it is not one."""
     path = Path(path)
+    if not path.is_file():
+        raise InputError("no .tflite file here", where=str(path),
+                         fix="check the path; export the model first")
     data = path.read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise InputError("not a TFLite flatbuffer (no 'TFL3' identifier)", where=str(path),

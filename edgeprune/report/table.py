@@ -15,12 +15,15 @@ def _value(meas: dict, key: str):
 
 
 def render(report: dict) -> str:
-    rows = [("artifact", "encoding", "size", "gzip", "accuracy", "F1", "agree", "latency ms (p90)", "measured on")]
+    rows = [("artifact", "encoding", "size", "gzip", "accuracy", "F1", "agree", "latency ms (p90)",
+             "accuracy measured by")]
     for art in report["artifacts"]:
         m = art["measurements"]
         lat = m.get("latency_ms")
         latency = f"{lat['value']:.4f} ({lat['p90']:.4f})" if lat else "-"
-        where = (lat or m.get("accuracy") or {}).get("by", "")
+        where = (m.get("accuracy") or {}).get("by", "")
+        if lat and "not the target" in lat["by"]:
+            latency += " host"
         if "latency_estimate_ms" in m:
             latency += f" est {m['latency_estimate_ms']['value']:.3f}"
         acc, f1, agree = _value(m, "accuracy"), _value(m, "f1_macro"), _value(m, "agreement")
@@ -29,13 +32,29 @@ def render(report: dict) -> str:
                      f"{acc:.4f}" if acc is not None else "-", f"{f1:.4f}" if f1 is not None else "-",
                      f"{agree:.4f}" if agree is not None else "-", latency, where))
     lines = _columns(rows)
-    if "instructions_per_invoke" in "".join(str(a["measurements"].keys()) for a in report["artifacts"]):
+    extra = []
+    for art in report["artifacts"]:
+        m = art["measurements"]
+        if "instructions_per_invoke" in m:
+            fig = m["instructions_per_invoke"]
+            extra.append(f"{art['name']}: {fig['value']:,} instructions per invoke "
+                         f"(spread {fig['spread']:.2%}, {fig['by']})")
+        if "arena_bytes" in m:
+            extra.append(f"{art['name']}: arena {m['arena_bytes']['value']:,} bytes, flash (model) "
+                         f"{m['flash_bytes']['value']:,} bytes ({m['arena_bytes']['by']})")
+        if "host_agreement" in m:
+            fig = m["host_agreement"]
+            extra.append(f"{art['name']}: top-1 agreement with this machine {fig['value']:.4f}, "
+                         f"max |diff| {fig['max_abs_diff']:.3g} (expected {fig['expected']})")
+        if "latency_ms" in m and "not the target" in m["latency_ms"]["by"]:
+            extra.append(f"{art['name']}: latency measured on this machine, not the target "
+                         f"({m['latency_ms']['by']})")
+        if art["format"] == "c_array":
+            extra.append(f"{art['name']}: C sources {', '.join(art['settings']['files'])}, "
+                         f"arena macro {art['settings']['arena_bytes']:,} bytes")
+    if extra:
         lines.append("")
-        for art in report["artifacts"]:
-            fig = art["measurements"].get("instructions_per_invoke")
-            if fig:
-                lines.append(f"{art['name']}: {fig['value']:,} instructions per invoke "
-                             f"(spread {fig['spread']:.2%}, {fig['by']})")
+        lines.extend(extra)
     lines.append("")
     budget_rows = [("budget", "artifact", "limit", "value", "verdict")]
     for b in report["budgets"]:

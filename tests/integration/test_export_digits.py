@@ -139,3 +139,24 @@ def test_export_keeps_previous_output_when_run_fails(exported, tmp_path):
     assert proc.returncode == 2 and "quantize" in proc.stderr and "Traceback" not in proc.stderr
     assert (folder / "report.json").read_bytes() == before
     assert sorted(p.name for p in folder.parent.iterdir()) == ["host"]
+
+
+def test_export_interrupted_leaves_previous_output_intact(exported):
+    import signal
+    import time
+
+    folder, _ = exported
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    cmd = [sys.executable, "-m", "edgeprune", "export", "--target", "host", "--out", str(folder.parent),
+           "--train-epochs", "10", "--epochs", "3", "--seed", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(p.name.startswith(".host.partial-")
+                                                  for p in folder.parent.iterdir()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "no output was written" in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["host"]

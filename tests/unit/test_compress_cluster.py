@@ -75,12 +75,22 @@ def test_cluster_loses_zeros_when_sparsity_not_preserved(keras, tiny_data):
 
 
 def test_cluster_raises_config_error_when_a_layer_cannot_be_clustered(keras, tiny_data):
+    class Scale(keras.layers.Layer):
+        """A user layer with a weight, unknown to tfmot's clustering registry."""
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(name="scale", shape=(input_shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.scale
+
     model = keras.Sequential([
         keras.Input((8, 8, 1)),
         keras.layers.Conv2D(4, 3, name="conv"),
-        keras.layers.LayerNormalization(name="norm"),
+        Scale(name="scale"),
         keras.layers.Flatten(),
         keras.layers.Dense(10, name="logits"),
     ])
-    with pytest.raises(ConfigError, match="recipe.cluster"):
+    with pytest.raises(ConfigError, match="recipe.cluster") as caught:
         cluster(model, ClusterSpec(number_of_clusters=4, epochs=1), FINETUNE, tiny_data)
+    assert "scale" in str(caught.value).lower()

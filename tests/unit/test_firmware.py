@@ -142,6 +142,7 @@ def test_write_c_sources_compiles_as_c11_when_warnings_are_errors(model, tmp_pat
     paths = write_c_sources(model, tmp_path / "fw", arena_bytes=2080)
     assert [p.name for p in paths] == ["g_model.h", "g_model.c", "g_model_ops.h",
                                        "g_model.manifest.json"]
+    assert "_Alignas(16)" in paths[1].read_text() and "alignas(16)" in paths[1].read_text()
     _compile(["gcc", *C_FLAGS, "-c", str(paths[1]), "-o", str(tmp_path / "g_model.o")], tmp_path)
     # The same source as C++ (some firmware builds compile everything with g++).
     _compile(["g++", *CXX_FLAGS, "-x", "c++", "-c", str(paths[1]), "-o", str(tmp_path / "cc.o")],
@@ -236,3 +237,23 @@ def test_write_c_sources_rejects_symbol_when_not_a_c_identifier(model, tmp_path,
     with pytest.raises(ConfigError, match="symbol"):
         write_c_sources(model, tmp_path / "fw", symbol=symbol, arena_bytes=2080)
     assert not (tmp_path / "fw").exists()
+
+
+def test_firmware_artifact_records_parent_and_model_bytes(model, tmp_path):
+    import hashlib
+
+    from edgeprune.export.firmware import firmware_artifact
+    from edgeprune.types import Artifact
+
+    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    parent = Artifact(name="int8.tflite", path=model, format="tflite", precision="int8",
+                      encoding="dense", sha256=sha, parent="compressed.keras")
+    art = firmware_artifact(parent, tmp_path / "fw", symbol="kws_model", arena_bytes=2080)
+    assert art.format == "c_array" and art.parent == "int8.tflite" and art.precision == "int8"
+    assert art.path == tmp_path / "fw" / "kws_model.manifest.json"
+    assert art.sha256 == hashlib.sha256(art.path.read_bytes()).hexdigest()
+    assert art.settings["model_bytes"] == model.stat().st_size
+    assert art.settings["model_sha256"] == sha
+    assert art.settings["arena_bytes"] == 2288
+    assert art.settings["files"] == ["kws_model.h", "kws_model.c", "kws_model_ops.h",
+                                     "kws_model.manifest.json"]

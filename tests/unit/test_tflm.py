@@ -19,6 +19,7 @@ from edgeprune import keras_env
 from edgeprune.devices import device_for
 from edgeprune.devices.base import RunRequest
 from edgeprune.errors import UnsupportedError
+from edgeprune.export.firmware import write_c_sources
 from edgeprune.measure.tflite_graph import read_graph
 from edgeprune.runtimes import runner
 from edgeprune.runtimes.tflm import TflmDevice, find_min_arena
@@ -145,6 +146,8 @@ def test_tflm_raises_unsupported_naming_op_and_layer_when_model_has_tile(tmp_pat
     message = str(caught.value)
     assert "TILE" in message and "tile_rows" in message and str(model) in message
     assert caught.value.fix
+    with pytest.raises(UnsupportedError, match="TILE"):      # no firmware resolver for it either
+        write_c_sources(model, tmp_path / "fw", arena_bytes=4096)
 
 
 def test_device_for_returns_tflm_device_when_target_is_cortex_m4():
