@@ -19,6 +19,11 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 @lru_cache(maxsize=None)
 def tf() -> ModuleType:
+    import warnings
+
+    # The converter and tf_keras warn about settings edgeprune chose on purpose
+    # (legacy .h5 saving in tests, float I/O around an int8 model); keep the output readable.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(tensorflow|tf_keras)(\.|$)")
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)

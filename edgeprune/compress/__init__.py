@@ -78,7 +78,7 @@ def compress(source: SourceModel, recipe: Recipe, data: Dataset, log=lambda msg:
         spec = recipe.cluster
         log(f"clustering: {spec.number_of_clusters} clusters"
             f"{', sparsity preserved' if spec.preserve_sparsity else ''}, {spec.epochs} epochs")
-        model, clusters, _ = cluster(model, spec, recipe.finetune, data, history)
+        model, clusters, _ = cluster(model, spec, recipe.finetune, data, history, notes)
         steps.append(f"cluster({spec.number_of_clusters}"
                      f"{', preserve_sparsity' if spec.preserve_sparsity else ''})")
     if recipe.qat is not None:

@@ -18,7 +18,8 @@ How it works:
    input or output (the classifier), feeds a Concatenate, Reshape or a layer this module
    does not understand, or a producer has a softmax over its channels. Each case is
    returned as a note.
-3. Channels are ranked by the L1 or L2 norm of their producer's filters (summed, after
+3. Channels are ranked by the L1 or L2 norm of their producer's filters (with the scale of
+   a BatchNormalization right after folded in, as in the exported file; summed, after
    scaling each producer to mean 1, over the producers of a merged group); the lowest
    ``ratio`` of each group (``scope = "per_layer"``) or of all groups together
    (``scope = "global"``) are removed. ``per_layer`` ratios name a producer layer.
@@ -58,8 +59,7 @@ _PER_CHANNEL = {
 }
 # Element-wise merges: their inputs and output share one channel mask.
 _MERGES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
-# Per-channel weights of the per-channel layers that hold any (sliced on axis 0, or on
-# the depthwise kernel's input axis).
+# Activations that mix channels (a softmax over units changes when a unit is removed).
 _NON_ELEMENTWISE_ACTIVATIONS = {"softmax", "log_softmax"}
 
 
@@ -178,6 +178,8 @@ class _Analysis:
     producers: dict[int, list[Any]]               # group node -> producer layers
     blocked: dict[int, str]                       # group node -> reason (first found)
     nodes: list[_Node]
+    produced_by: dict[tuple, Any] = field(default_factory=dict)   # tensor id -> producer layer
+    bn_after: dict[str, Any] = field(default_factory=dict)        # producer -> BN reading it
 
     def group(self, tensor_id) -> int:
         return self.uf.find(self.tensor[tensor_id][0])
@@ -233,11 +235,15 @@ def _visit(a: _Analysis, node: _Node, shared: set[str]) -> None:
         out = a.uf.add()
         a.tensor[node.output] = (out, 1)
         a.producers.setdefault(out, []).append(layer)
+        a.produced_by[node.output] = layer
         if config.get("activation") in _NON_ELEMENTWISE_ACTIVATIONS:
             a.block(out, f"layer {layer.name!r} applies {config['activation']} across its channels")
         return
     if kind in _PER_CHANNEL:
         a.tensor[node.output] = ins[0]
+        producer = a.produced_by.get(node.inputs[0])
+        if kind == "BatchNormalization" and producer is not None:
+            a.bn_after.setdefault(producer.name, layer)
         return
     if kind in _MERGES:
         repeats = {r for _, r in ins}
@@ -290,15 +296,24 @@ def _layer_problem(layer, kind: str, config: Mapping, n_inputs: int) -> str | No
 
 # --------------------------------------------------------------------------- selection
 
-def _channel_scores(layer, importance: str) -> np.ndarray:
-    """L1 or L2 norm of each output channel's filter."""
+def _named_weights(layer) -> dict[str, np.ndarray]:
     names = [w.name.split("/")[-1].split(":")[0] for w in layer.weights]
-    values = dict(zip(names, layer.get_weights()))
+    return dict(zip(names, layer.get_weights()))
+
+
+def _channel_scores(layer, importance: str, bn=None) -> np.ndarray:
+    """L1 or L2 norm of each output channel's filter; with a BatchNormalization right
+    after the layer, of the filter with the BN scale folded in (as the exported file
+    holds it), so a filter the BN scales down counts as small."""
+    values = _named_weights(layer)
     kernel = values.get("pointwise_kernel", values.get("kernel"))
     flat = kernel.reshape(-1, kernel.shape[-1])
-    if importance == "l1":
-        return np.abs(flat).sum(axis=0)
-    return np.sqrt((flat ** 2).sum(axis=0))
+    scores = np.abs(flat).sum(axis=0) if importance == "l1" else np.sqrt((flat ** 2).sum(axis=0))
+    if bn is not None:
+        stats = _named_weights(bn)
+        gamma = stats.get("gamma", np.ones_like(scores))
+        scores = scores * np.abs(gamma) / np.sqrt(np.maximum(stats["moving_variance"], 0.0) + bn.epsilon)
+    return scores
 
 
 def _select(a: _Analysis, *, ratio: float, per_layer: Mapping[str, float], importance: str,
@@ -330,7 +345,8 @@ def _select(a: _Analysis, *, ratio: float, per_layer: Mapping[str, float], impor
         if len(widths) != 1:
             notes.append(f"{names}: left intact: merged layers disagree on width {sorted(widths)}")
             continue
-        per_producer = [_channel_scores(layer, importance) for layer in layers]
+        per_producer = [_channel_scores(layer, importance, a.bn_after.get(layer.name))
+                        for layer in layers]
         scores[g] = sum(s / (s.mean() + 1e-12) for s in per_producer)
         asked = {per_layer[layer.name] for layer in layers if layer.name in per_layer}
         if len(asked) > 1:

@@ -42,22 +42,55 @@ def unique_values(model) -> dict[str, int]:
     return out
 
 
+def _already_clustered(layer, spec: ClusterSpec) -> int | None:
+    """The distinct (non-zero, when zeros are preserved) values of the layer's kernel when
+    there are no more than the clusters asked for, else None. tfmot's k-means++ cannot
+    start with fewer points than clusters, and there is nothing to cluster anyway."""
+    for weight in layer.weights:
+        if weight.name.split("/")[-1].split(":")[0] in _KERNELS:
+            values = weight.numpy()
+            if spec.preserve_sparsity:
+                values = values[values != 0]
+            distinct = int(np.unique(values).size)
+            return distinct if distinct <= spec.number_of_clusters else None
+    return None
+
+
 def cluster(model, spec: ClusterSpec, finetune: FinetuneSpec, data: Dataset,
-            history: dict[str, list[float]] | None = None):
+            history: dict[str, list[float]] | None = None, notes: list[str] | None = None):
     """Cluster a copy of ``model``'s kernels, fine-tune, strip the wrappers.
 
     Returns ``(stripped model, unique values per kernel, history)``; ``history`` gets
-    ``cluster.<metric>`` per epoch of ``spec.epochs``.
+    ``cluster.<metric>`` per epoch of ``spec.epochs``; ``notes`` (if given) gets a line per
+    layer left as it is (and frozen while the others fine-tune) because its kernel already
+    has no more values than clusters (after deep pruning, say).
     """
     k = keras_env.keras()
     tfmot = keras_env.tfmot()
     history = {} if history is None else history
+    notes = [] if notes is None else notes
     work = k.models.clone_model(model)
     work.set_weights(model.get_weights())
+    params = dict(number_of_clusters=spec.number_of_clusters, cluster_centroids_init=_init(spec),
+                  preserve_sparsity=spec.preserve_sparsity)
+
+    frozen: list[str] = []
+
+    def wrap(layer):
+        if not layer.weights:
+            return layer
+        distinct = _already_clustered(layer, spec)
+        if distinct is not None:
+            layer.trainable = False       # fine-tuning must not add values back
+            frozen.append(layer.name)
+            notes.append(f"{layer.name}: not clustered: its kernel already has {distinct} distinct "
+                         f"{'non-zero ' if spec.preserve_sparsity else ''}values, no more than "
+                         f"number_of_clusters = {spec.number_of_clusters}")
+            return layer
+        return tfmot.clustering.keras.cluster_weights(layer, **params)
+
     try:
-        wrapped = tfmot.clustering.keras.cluster_weights(
-            work, number_of_clusters=spec.number_of_clusters,
-            cluster_centroids_init=_init(spec), preserve_sparsity=spec.preserve_sparsity)
+        wrapped = k.models.clone_model(work, clone_function=wrap)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"tfmot cannot cluster this model: {str(exc).splitlines()[0]}",
                           where="recipe.cluster",
@@ -67,5 +100,7 @@ def cluster(model, spec: ClusterSpec, finetune: FinetuneSpec, data: Dataset,
     training.fit(wrapped, data, epochs=spec.epochs, batch_size=finetune.batch_size,
                  learning_rate=finetune.learning_rate, phase="cluster", history=history)
     stripped = tfmot.clustering.keras.strip_clustering(wrapped)
+    for name in frozen:
+        stripped.get_layer(name).trainable = True
     counts = unique_values(stripped)
     return stripped, counts, history

@@ -80,6 +80,11 @@ def check_recipe(recipe: Recipe) -> None:
                           "clustering, but cluster.preserve_sparsity = false",
                           where="recipe.cluster.preserve_sparsity",
                           fix="set cluster.preserve_sparsity = true")
+    if qat.preserve == "clusters" and magnitude:
+        raise ConfigError('qat.preserve = "clusters" would undo the pruning step (cluster-preserving '
+                          "QAT lets the pruned zeros move)", where="recipe.qat.preserve",
+                          fix='set qat.preserve = "sparsity_and_clusters" (with '
+                              "cluster.preserve_sparsity = true)")
     if qat.preserve == "sparsity" and recipe.cluster is not None:
         raise ConfigError('qat.preserve = "sparsity" would undo the clustering step (QAT trains '
                           "every weight freely)", where="recipe.qat.preserve",

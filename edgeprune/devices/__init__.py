@@ -10,6 +10,8 @@ from .base import Device, RunRequest, RunResult
 # kind -> "module:factory"; a factory takes the target profile and returns a Device.
 _FACTORIES = {
     "local": "edgeprune.devices.local:LocalDevice",
+    "qemu": "edgeprune.devices.qemu:QemuDevice",
+    "ssh": "edgeprune.devices.ssh:SshDevice",
     "tflm": "edgeprune.runtimes.tflm:TflmDevice",
 }
 

@@ -30,7 +30,13 @@ import platform
 import sys
 import time
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError as _numpy_missing:  # reported as data by main(), like a missing runtime
+    np = None
+    NUMPY_ERROR = "numpy is not importable: %s" % _numpy_missing
+else:
+    NUMPY_ERROR = None
 
 PROTOCOL_VERSION = 1
 
@@ -175,13 +181,13 @@ def _time_invokes(model, sample, warmup, repeats, min_time_s, mark):
     started = clock()
     deadline = started + int(min_time_s * 1e9)
     while len(samples) < repeats or clock() < deadline:
-        if mark:
-            marker()
         t0 = clock()
+        if mark:  # inside the clock readings: the counted window holds the invoke only
+            marker()
         model.invoke()
-        t1 = clock()
         if mark:
             marker()
+        t1 = clock()
         samples.append((t1 - t0) / 1e6)
         if len(samples) >= 100000:
             break
@@ -200,10 +206,25 @@ def run_job_dir(job_dir):
     return result
 
 
+def result_from_stdout(text):
+    """The runner's JSON result: the last line of ``text`` that is a JSON object, or None."""
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print(json.dumps({"ok": False, "stage": "usage", "error": "usage: runner.py JOB_DIR"}))
+        return 2
+    if NUMPY_ERROR:
+        print(json.dumps({"ok": False, "stage": "runtime-missing", "error": NUMPY_ERROR}))
         return 2
     try:
         result = run_job_dir(argv[0])

@@ -86,6 +86,19 @@ def test_prune_channels_output_unchanged_when_removed_channels_are_zero_through_
     assert pruned.get_layer("bn1").get_weights()[0].shape == (4,)
 
 
+def test_prune_channels_ranks_by_the_filter_with_the_following_bn_scale_folded_in(keras):
+    model = _conv_bn_conv_flatten_dense(keras)
+    kernel, bias = model.get_layer("conv1").get_weights()
+    kernel[..., [0, 1, 2, 3]] *= 100.0            # large filters ...
+    model.get_layer("conv1").set_weights([kernel, bias])
+    gamma, beta, mean, var = model.get_layer("bn1").get_weights()
+    gamma[[0, 1, 2, 3]] = 1e-4                     # ... that the BN scales to nearly nothing
+    gamma[[4, 5, 6, 7]] = 1.0
+    model.get_layer("bn1").set_weights([gamma, beta, mean, np.ones_like(var)])
+    _, result = prune_channels(model, ratio=0.5)
+    assert result.kept["conv1"] == [4, 5, 6, 7]
+
+
 def test_prune_channels_keeps_the_dense_rows_of_kept_channels_after_flatten(keras):
     model = _conv_bn_conv_flatten_dense(keras)
     pruned, result = prune_channels(model, ratio=0.5)
@@ -107,8 +120,9 @@ def test_prune_channels_shares_one_mask_when_residual_add(keras):
     out = L.Dense(10, name="logits")(x)
     model = keras.Model(inp, out)
     rng = np.random.default_rng(0)
-    model.set_weights([rng.normal(size=w.shape).astype(np.float32) + (1.0 if w.ndim == 1 else 0.0)
-                       for w in model.get_weights()])
+    model.set_weights([np.abs(rng.normal(size=w.shape)).astype(np.float32) + 0.5 if w.ndim == 1
+                       else rng.normal(size=w.shape).astype(np.float32)
+                       for w in model.get_weights()])           # BN variances must be > 0
     _zero_channels(model, "stem", [0, 5])
     _zero_channels(model, "branch", [0, 5], bn="branch_bn")
 
@@ -165,6 +179,21 @@ def test_prune_channels_shrinks_depthwise_with_its_producer(keras):
     assert pruned.get_layer("pw").get_weights()[0].shape[2] == len(result.kept["conv"])
     assert sum(len(v) for v in result.kept.values()) == 8
     assert pruned(np.zeros((1, 8, 8, 1), np.float32)).shape == (1, 10)
+
+
+def test_prune_channels_shrinks_an_mlp_but_not_its_flattened_input(keras):
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(32, activation="relu", name="fc1"),
+        keras.layers.Dropout(0.1, name="drop"),
+        keras.layers.Dense(16, activation="relu", name="fc2"),
+        keras.layers.Dense(10, activation="softmax", name="probs"),
+    ])
+    pruned, result = prune_channels(model, ratio=0.5, importance="l2")
+    assert _widths(pruned) == {"fc1": 16, "fc2": 8, "probs": 10}
+    assert pruned.get_layer("fc1").get_weights()[0].shape == (64, 16)
+    assert any(n.startswith("probs:") for n in result.notes)
 
 
 def test_prune_channels_per_layer_ratio_overrides_the_global_ratio(keras):

@@ -94,3 +94,18 @@ def test_cluster_raises_config_error_when_a_layer_cannot_be_clustered(keras, tin
     with pytest.raises(ConfigError, match="recipe.cluster") as caught:
         cluster(model, ClusterSpec(number_of_clusters=4, epochs=1), FINETUNE, tiny_data)
     assert "scale" in str(caught.value).lower()
+
+
+def test_cluster_leaves_a_layer_with_fewer_nonzeros_than_clusters_as_it_is(keras, tiny_data):
+    model = _model(keras)
+    weights = model.get_weights()
+    weights[0] = np.zeros_like(weights[0])
+    weights[0][0, 0, 0, :3] = [0.5, -0.25, 0.125]       # 3 non-zero weights, 8 clusters asked
+    model.set_weights(weights)
+    notes: list[str] = []
+    out, counts, _ = cluster(model, ClusterSpec(number_of_clusters=8, epochs=1), FINETUNE,
+                             tiny_data, notes=notes)
+    np.testing.assert_array_equal(out.get_layer("conv").get_weights()[0], weights[0])
+    assert notes == ["conv: not clustered: its kernel already has 3 distinct non-zero values, "
+                     "no more than number_of_clusters = 8"]
+    assert counts["fc/kernel"] <= 9

@@ -118,6 +118,8 @@ def test_quantize_aware_keeps_clusters_and_zeros_when_preserve_sparsity_and_clus
     (Recipe(prune=None, qat=QatSpec(preserve="clusters")), "no [cluster] step"),
     (Recipe(qat=QatSpec(preserve="none")), "undo the pruning"),
     (Recipe(prune=None, cluster=ClusterSpec(), qat=QatSpec(preserve="none")), "undo the clustering"),
+    (Recipe(cluster=ClusterSpec(), qat=QatSpec(preserve="clusters")), "undo the pruning"),
+    (Recipe(cluster=ClusterSpec(), qat=QatSpec(preserve="sparsity")), "undo the clustering"),
     (Recipe(cluster=ClusterSpec(preserve_sparsity=False),
             qat=QatSpec(preserve="sparsity_and_clusters")), "preserve_sparsity = false"),
 ])

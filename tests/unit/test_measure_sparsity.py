@@ -100,3 +100,12 @@ def test_tflite_sparsity_raises_input_error_when_not_a_tflite_file(tmp_path):
     path.write_bytes(b"not a flatbuffer at all")
     with pytest.raises(InputError, match="TFL3"):
         tflite_sparsity(path)
+
+
+def test_encoding_sizes_reports_a_smaller_sparse_encoding_for_a_sparse_float_model(sparse_model):
+    from edgeprune.measure.sparsity import encoding_sizes
+
+    sizes = encoding_sizes(sparse_model, "float32")
+    assert set(sizes) == {"size_bytes", "gzip_bytes", "sparse_size_bytes", "sparse_gzip_bytes"}
+    assert sizes["sparse_size_bytes"] < 0.8 * sizes["size_bytes"]
+    assert sizes["gzip_bytes"] < sizes["size_bytes"]

@@ -3,12 +3,15 @@
  * between pairs of marker system calls.
  *
  * edgeprune's runner brackets each timed invoke with getppid() (aarch64
- * syscall 173) when its request says "mark_invokes". This plugin adds one to
- * a counter before every guest instruction executes (an inline op that QEMU
- * emits into the translated code: exact, even when a translation block is
- * left half-way, and deterministic for a single guest thread). At the first
- * marker of a pair it notes the counter; at the second it records the
- * difference as one window.
+ * syscall 173) when its request says "mark_invokes". Every translation block
+ * gets an execution callback that adds the block's instruction count to a
+ * counter of the guest thread (vCPU) running it. At the first marker of a
+ * pair the plugin notes the marking thread's counter; at the second it
+ * records the difference as one window. So a window holds the instructions
+ * the invoking thread executed, and no other thread's: a runtime's idle
+ * helper threads (onnxruntime keeps a timer thread) cannot leak into it.
+ * Counting whole blocks is exact as long as no block is left half-way by a
+ * fault, which does not happen in the runtimes' normal work.
  *
  * Arguments (qemu-aarch64 -plugin libinsn_count.so,out=PATH[,syscall=N]):
  *   out=PATH     where the windows are written when the guest exits
@@ -21,10 +24,10 @@
  *   crossed N        windows closed by another thread than opened them
  *   COUNT            one line per window, in order
  *
- * Threads: the counter is shared by all guest threads and inline ops are not
- * atomic, so counts are exact only while one guest thread runs. edgeprune
- * runs the runtimes with one thread under emulation and reports "vcpus" so
- * the host can tell. Built with gcc against QEMU's own qemu-plugin.h (no glib).
+ * Threads: the runtimes run with one thread under emulation; work a runtime
+ * spread over a thread pool would not be counted. "vcpus" lets the host see
+ * how many guest threads there were. Built with gcc against QEMU's own
+ * qemu-plugin.h (no glib).
  */
 
 #include <inttypes.h>
@@ -37,7 +40,9 @@
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 
-static uint64_t executed;          /* guest instructions executed so far */
+#define MAX_VCPUS 4096
+static uint64_t executed[MAX_VCPUS]; /* guest instructions executed so far, per guest thread */
+static int too_many_vcpus;
 static int64_t marker_syscall = 173;
 static const char *out_path;
 
@@ -50,14 +55,20 @@ static unsigned int vcpus;
 static unsigned int crossed;
 static int out_of_memory;
 
+static void on_tb_exec(unsigned int vcpu_index, void *n_insns)
+{
+    if (vcpu_index < MAX_VCPUS) {
+        executed[vcpu_index] += (uint64_t)(uintptr_t)n_insns;
+    } else {
+        too_many_vcpus = 1;
+    }
+}
+
 static void on_tb_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     size_t n = qemu_plugin_tb_n_insns(tb);
-    for (size_t i = 0; i < n; i++) {
-        struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
-        qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64,
-                                                   &executed, 1);
-    }
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec, QEMU_PLUGIN_CB_NO_REGS,
+                                         (void *)(uintptr_t)n);
 }
 
 static void record(uint64_t count)
@@ -85,14 +96,14 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num
     if (!window_open) {
         window_open = 1;
         window_vcpu = vcpu_index;
-        window_start = executed;
+        window_start = vcpu_index < MAX_VCPUS ? executed[vcpu_index] : 0;
         return;
     }
     if (vcpu_index != window_vcpu) {
         crossed++;
     }
     window_open = 0;
-    record(executed - window_start);
+    record((vcpu_index < MAX_VCPUS ? executed[vcpu_index] : 0) - window_start);
 }
 
 static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu_index)
@@ -113,6 +124,9 @@ static void at_guest_exit(qemu_plugin_id_t id, void *userdata)
     fprintf(fh, "crossed %u\n", crossed);
     if (out_of_memory) {
         fprintf(fh, "error out-of-memory\n");
+    }
+    if (too_many_vcpus) {
+        fprintf(fh, "error too-many-threads\n");
     }
     for (size_t i = 0; i < n_windows; i++) {
         fprintf(fh, "%" PRIu64 "\n", windows[i]);
