@@ -81,6 +81,9 @@ def resolve_inputs(opts: ExportOptions) -> tuple[TargetProfile, SourceModel, Dat
         updates["finetune"] = recipe.finetune.model_copy(update={"epochs": opts.finetune_epochs})
     recipe = recipe.model_copy(update=updates) if updates else recipe
     profile = _with_recipe(profile, recipe, str(opts.recipe or opts.target))
+    from .compress.qat import check_recipe
+
+    check_recipe(profile.recipe)  # a combination tfmot cannot do fails before any work
 
     if is_ref:
         if opts.data is not None:
@@ -181,8 +184,10 @@ def _export_tflite(compressed, profile, precision, rep, staging, to_tflite) -> A
     settings = {"converter": "tf.lite.TFLiteConverter", "int8_io": kwargs["int8_io"],
                 "quantization_aware": qat,
                 "representative_samples": int(len(rep)) if precision == "int8" else 0}
-    encoding, data, reason = _choose_encoding(model, precision, kwargs, dense, profile, staging, to_tflite)
+    encoding, data, reason, by_encoding = _choose_encoding(model, precision, kwargs, dense, profile,
+                                                           staging, to_tflite)
     settings["encoding_reason"] = reason
+    settings["bytes_by_encoding"] = by_encoding
     path = staging / f"model_{precision}.tflite"
     path.write_bytes(data)
     parent = "compressed.keras"
@@ -193,16 +198,19 @@ def _choose_encoding(model, precision, kwargs, dense: bytes, profile, staging, t
     """Dense, or the TFLite sparse encoding where it is smaller and the target's runtime loads it."""
     mode = profile.recipe.tflite_sparse_encoding
     if mode == "never" or profile.recipe.prune is None:
-        return "dense", dense, "not requested" if mode == "never" else "no pruning in the recipe"
+        return ("dense", dense, "not requested" if mode == "never" else "no pruning in the recipe",
+                {"dense": len(dense)})
     if profile.runtime.engine == "tflm":
         if mode == "always":
             raise ConfigError("TFLite Micro cannot run the TFLite sparse encoding",
                               where=f"target {profile.name}: recipe.tflite_sparse_encoding",
                               expected='"auto" or "never" for a tflm target')
-        return "dense", dense, "TFLite Micro has no sparse-tensor support"
+        return "dense", dense, "TFLite Micro has no sparse-tensor support", {"dense": len(dense)}
     sparse = to_tflite(model, precision, sparse=True, **kwargs)
+    sizes_note = f"dense {len(dense)} bytes, sparse encoding {len(sparse)} bytes"
+    by_encoding = {"dense": len(dense), "sparse": len(sparse)}
     if len(sparse) >= len(dense) and mode == "auto":
-        return "dense", dense, f"sparse encoding not smaller ({len(sparse)} >= {len(dense)} bytes)"
+        return "dense", dense, f"sparse encoding not smaller ({sizes_note})", by_encoding
     probe = staging / f".probe_{precision}.tflite"
     probe.write_bytes(sparse)
     from .runtimes import runner
@@ -218,11 +226,11 @@ def _choose_encoding(model, precision, kwargs, dense: bytes, profile, staging, t
                               where=f"target {profile.name}: recipe.tflite_sparse_encoding",
                               fix='use "auto" (falls back to dense), or block sparsity [16, 1] for int8 '
                                   'with XNNPACK') from None
-        return "dense", dense, (f"sparse encoding ({len(sparse)} bytes) fails to load with delegate "
-                                f"{profile.runtime.delegate!r}: {str(exc)[:160]}")
+        return "dense", dense, (f"sparse encoding fails to load with delegate "
+                                f"{profile.runtime.delegate!r} ({sizes_note}): {str(exc)[:160]}"), by_encoding
     finally:
         probe.unlink(missing_ok=True)
-    return "sparse", sparse, f"sparse encoding loads and is smaller ({len(sparse)} < {len(dense)} bytes)"
+    return "sparse", sparse, f"sparse encoding loads and is smaller ({sizes_note})", by_encoding
 
 
 # ---------------------------------------------------------------- validate
@@ -387,6 +395,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
     with staged_dir(final) as staging:
         artifacts = export_artifacts(compressed, profile, data, source, staging, log)
         measurements = validate(artifacts, profile, data, baseline_top1, log)
+        _add_sparsity(measurements, artifacts, compressed)
         records = [baseline, compressed_rec] + [
             ArtifactRecord(name=a.name, file=a.path.name, format=a.format, precision=a.precision,
                            encoding=a.encoding, sha256=a.sha256, parent=a.parent, settings=a.settings,
@@ -414,10 +423,23 @@ def run_export(opts: ExportOptions) -> ExportResult:
                          "steps": compressed.steps},
             artifacts=records, deploy=recipe.deploy,
             budgets=judge_budgets(profile, deploy, baseline, staging / deploy.file),
-            advice=_notes(profile))
+            advice=_notes(profile) + _advice(profile, records))
         (staging / "report.json").write_text(report.to_json())
         (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts), indent=2) + "\n")
     return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started)
+
+
+def _add_sparsity(measurements: dict[str, dict], artifacts: list[Artifact],
+                  compressed: CompressedModel) -> None:
+    """Per-layer sparsity read back from the weights inside each exported file."""
+    from .measure.sparsity import keras_layer_sparsity, onnx_sparsity, tflite_sparsity
+
+    names = list(keras_layer_sparsity(compressed.model))
+    for art in artifacts:
+        read = tflite_sparsity if art.format == "tflite" else onnx_sparsity
+        measurements[art.name]["sparsity"] = figure(
+            read(art.path, names), "fraction of zero weights per layer",
+            "weights read back from the file (int8: values equal to the zero point)")
 
 
 def _firmware(profile: TargetProfile, opts: ExportOptions, artifacts: list[Artifact],
@@ -437,6 +459,13 @@ def _firmware(profile: TargetProfile, opts: ExportOptions, artifacts: list[Artif
     log(f"export success, saved C sources as firmware/{symbol}.h, firmware/{symbol}.c "
         f"(arena {art.settings['arena_bytes']} bytes)")
     return art
+
+
+def _advice(profile: TargetProfile, records: list[ArtifactRecord]) -> list[str]:
+    from .compress.advice import advise
+
+    return advise(profile.recipe, profile,
+                  {r.name: {**r.measurements, "encoding": r.encoding} for r in records})
 
 
 def _notes(profile: TargetProfile) -> list[str]:

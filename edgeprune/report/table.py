@@ -49,6 +49,10 @@ def render(report: dict) -> str:
         if "latency_ms" in m and "not the target" in m["latency_ms"]["by"]:
             extra.append(f"{art['name']}: latency measured on this machine, not the target "
                          f"({m['latency_ms']['by']})")
+        sp = m.get("sparsity", {}).get("value")
+        if sp and any(v > 0 for v in sp.values()):
+            extra.append(f"{art['name']}: zero weights read back from the file: "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in sp.items()))
         if art["format"] == "c_array":
             extra.append(f"{art['name']}: C sources {', '.join(art['settings']['files'])}, "
                          f"arena macro {art['settings']['arena_bytes']:,} bytes")
