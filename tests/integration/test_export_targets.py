@@ -43,3 +43,21 @@ def test_export_coral_checks_rules_and_says_compiler_absent(tmp_path):
     compat = next(b for b in report["budgets"] if b["name"] == "compatibility")
     assert compat["verdict"] == "pass", compat
     assert any("compiler is not available here" in line for line in report["advice"])
+
+
+@pytest.mark.qemu
+def test_export_rpi4_counts_instructions_on_the_emulated_board(tmp_path):
+    recipe = tmp_path / "int8-only.toml"
+    recipe.write_text('quantize = ["int8"]\nformats = ["tflite"]\n')
+    result = _run("rpi4", tmp_path / "out", recipe=recipe)
+    report = result.report.to_dict()
+    m = next(a for a in report["artifacts"] if a["name"] == "int8.tflite")["measurements"]
+    assert "qemu-aarch64" in m["accuracy"]["by"] and "cortex-a72" in m["accuracy"]["by"]
+    ins = m["instructions_per_invoke"]
+    assert ins["method"] == "measured" and ins["value"] > 10_000 and ins["spread"] == 0.0
+    est = m["latency_estimate_ms"]
+    assert est["method"] == "estimated" and est["value"] == pytest.approx(ins["value"] * 0.9 / 1.5e6)
+    assert m["host_agreement"]["bit_exact"] and m["host_agreement"]["expected"] == "bit-exact"
+    assert "not the target" in m["latency_ms"]["by"]
+    latency_budget = next(b for b in report["budgets"] if b["name"] == "max_latency_ms")
+    assert latency_budget["value"] == est["value"] and "estimated" in latency_budget["note"]
