@@ -5,7 +5,7 @@ it catch planted regressions?
 Exports the reference model for `host` once as the baseline, then N more times with the
 same seed (byte-identical files: only the machine's noise differs), checking each rerun
 against the baseline with the target's tolerances. Then plants, on a copy of the baseline
-report, a 10% latency regression (every sample x 1.10) and a 1-byte size regression, and
+report, a 10% latency regression (every sample x 1.10) (every sample x 1.10; also x 1.20) and a 1-byte size regression, and
 checks those. Prints a table and the time `check` takes.
 
     python benchmarks/check_noise.py [--reruns 10]
@@ -49,12 +49,15 @@ def main() -> int:
               + ", ".join(f"{r.artifact}/{r.figure}" for r in regressed))
     print(f"\nnoise-only reruns without a false alarm: {passes} / {args.reruns}")
 
-    for label, plant in (("10% latency regression on int8.tflite", _slower),
-                         ("1-byte size regression on int8.tflite", _bigger)):
+    for label, plant, overrides in (
+            ("10% latency regression, profile tolerance (latency_rel 0.10)", _slower(1.10), None),
+            ("10% latency regression, --latency-rel 0.05", _slower(1.10), {"latency_rel": 0.05}),
+            ("20% latency regression, profile tolerance (latency_rel 0.10)", _slower(1.20), None),
+            ("1-byte size regression", _bigger, None)):
         planted = plant(copy.deepcopy(baseline))
-        result = check_reports(planted, baseline)
+        result = check_reports(planted, baseline, overrides=overrides)
         caught = [f"{r.artifact}/{r.figure}" for r in result.rows if r.failed]
-        print(f"{label}: {'CAUGHT ' + ', '.join(caught) if caught else 'missed'}")
+        print(f"{label} on int8.tflite: {'CAUGHT ' + ', '.join(caught) if caught else 'missed'}")
     print(f"check time per report (comparison only): median {sorted(timings)[len(timings) // 2] * 1000:.1f} ms")
     return 0
 
@@ -68,11 +71,13 @@ def _ratio(report, baseline, name):
         _art(baseline, name)["measurements"]["latency_ms"]["value"]
 
 
-def _slower(report):
-    lat = _art(report, "int8.tflite")["measurements"]["latency_ms"]
-    lat["samples"] = [s * 1.10 for s in lat["samples"]]
-    lat["value"] *= 1.10
-    return report
+def _slower(factor):
+    def plant(report):
+        lat = _art(report, "int8.tflite")["measurements"]["latency_ms"]
+        lat["samples"] = [s * factor for s in lat["samples"]]
+        lat["value"] *= factor
+        return report
+    return plant
 
 
 def _bigger(report):

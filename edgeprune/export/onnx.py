@@ -19,6 +19,9 @@ def to_onnx_float(model, input_shape: tuple[int, ...], path: Path, opset: int = 
     import tf2onnx
 
     spec = (tf.TensorSpec((None, *input_shape), tf.float32, name="input"),)
+    # tf2onnx numbers the nodes it inserts from a process-wide counter; start it afresh so
+    # the same model gives the same bytes however many exports ran before in this process.
+    tf2onnx.utils.INTERNAL_NAME = 1
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     except Exception as exc:

@@ -61,3 +61,11 @@ def test_onnx_float_and_int8_match_keras(tmp_path, tiny_cnn, tiny_data):
 
     ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_onnx_export_is_byte_identical_when_repeated_in_one_process(tmp_path, tiny_cnn, tiny_data):
+    for run in ("a", "b"):
+        to_onnx_float(tiny_cnn, (8, 8, 1), tmp_path / f"{run}.onnx")
+        to_onnx_int8(tmp_path / f"{run}.onnx", tmp_path / f"{run}_q.onnx", tiny_data.x_train[:50])
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    assert (tmp_path / "a_q.onnx").read_bytes() == (tmp_path / "b_q.onnx").read_bytes()
