@@ -5,8 +5,8 @@ it catch planted regressions?
 Exports the reference model for `host` once as the baseline, then N more times with the
 same seed (byte-identical files: only the machine's noise differs), checking each rerun
 against the baseline with the target's tolerances. Then plants, on a copy of the baseline
-report, a 10% latency regression (every sample x 1.10) (every sample x 1.10; also x 1.20) and a 1-byte size regression, and
-checks those. Prints a table and the time `check` takes.
+report, latency regressions on int8.tflite (every sample x 1.10, and x 1.20) and a 1-byte
+size regression, and checks those. Prints a table and the time `check` takes.
 
     python benchmarks/check_noise.py [--reruns 10]
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -19,9 +20,6 @@ def to_onnx_float(model, input_shape: tuple[int, ...], path: Path, opset: int = 
     import tf2onnx
 
     spec = (tf.TensorSpec((None, *input_shape), tf.float32, name="input"),)
-    # tf2onnx numbers the nodes it inserts from a process-wide counter; start it afresh so
-    # the same model gives the same bytes however many exports ran before in this process.
-    tf2onnx.utils.INTERNAL_NAME = 1
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     except Exception as exc:
@@ -29,8 +27,42 @@ def to_onnx_float(model, input_shape: tuple[int, ...], path: Path, opset: int = 
                                where="export.onnx",
                                fix="remove \"onnx\" from recipe.formats, or replace the layer it names") from None
     proto.producer_name = "edgeprune"
+    renumber_generated_names(proto.graph)
     path.write_bytes(proto.SerializeToString())
     return {"opset": opset, "converter": f"tf2onnx {tf2onnx.__version__}"}
+
+
+_GENERATED = re.compile(r"__(\d+)")
+
+
+def renumber_generated_names(graph) -> None:
+    """Renumber the ``__N`` suffixes tf2onnx gives the nodes and symbolic dimensions it
+    inserts, in order of first use.
+
+    tf2onnx takes N from a process-wide counter, so without this the same model gives
+    different bytes depending on how many conversions ran before in the process. The
+    old-to-new mapping is one-to-one, so distinct names stay distinct.
+    """
+    mapping: dict[str, str] = {}
+
+    def new(match):
+        return "__" + mapping.setdefault(match.group(1), str(len(mapping) + 1))
+
+    def fix(name: str) -> str:
+        return _GENERATED.sub(new, name)
+
+    for node in graph.node:
+        node.name = fix(node.name)
+        node.input[:] = [fix(n) for n in node.input]
+        node.output[:] = [fix(n) for n in node.output]
+    for item in graph.initializer:
+        item.name = fix(item.name)
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        info.name = fix(info.name)
+        if info.type.HasField("tensor_type"):
+            for dim in info.type.tensor_type.shape.dim:
+                if dim.HasField("dim_param"):
+                    dim.dim_param = fix(dim.dim_param)
 
 
 class _Calibration:
