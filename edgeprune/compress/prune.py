@@ -17,6 +17,7 @@ from .. import keras_env
 from ..errors import ConfigError
 from ..recipe import FinetuneSpec, PruneSpec
 from ..types import Dataset
+from .training import fit
 
 PRUNABLE = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "Conv1D")
 
@@ -76,7 +77,7 @@ def end_step_for(data: Dataset, finetune: FinetuneSpec) -> int:
 def prune(model, spec: PruneSpec, finetune: FinetuneSpec, data: Dataset,
           notes: list[str] | None = None):
     """Prune ``model`` (a copy the caller owns: its layers are wrapped and share their
-    weights with the result); returns (stripped model, fine-tuning history).
+    weights with the result); returns (stripped model, fine-tuning history keyed ``prune.*``).
 
     ``notes`` (if given) gets one line per prunable layer left dense, and why: block
     sparsity applies to 2-D kernels (Dense) only, in tfmot as in XNNPACK's sparse FC."""
@@ -113,29 +114,9 @@ def prune(model, spec: PruneSpec, finetune: FinetuneSpec, data: Dataset,
         raise ConfigError("no layer of the model can be pruned with these settings",
                           where="recipe.prune",
                           expected=f"at least one of {', '.join(PRUNABLE)} with a sparsity above 0")
-    history = fit(pruned, finetune, data, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    history: dict[str, list[float]] = {}
+    fit(pruned, data, epochs=finetune.epochs, batch_size=finetune.batch_size,
+        learning_rate=finetune.learning_rate, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+        phase="prune", history=history)
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     return stripped, history
-
-
-def fit(model, finetune: FinetuneSpec, data: Dataset, callbacks=(), loss=None) -> dict[str, list[float]]:
-    """Fine-tune ``model`` in place on the training split; returns the per-epoch history."""
-    keras = keras_env.keras()
-    model.compile(optimizer=keras.optimizers.Adam(finetune.learning_rate),
-                  loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=_logits(model)),
-                  metrics=["accuracy"])
-    if finetune.epochs == 0:
-        return {}
-    hist = model.fit(data.x_train, data.y_train, epochs=finetune.epochs,
-                     batch_size=finetune.batch_size, validation_data=(data.x_val, data.y_val),
-                     shuffle=True, verbose=0, callbacks=list(callbacks))
-    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-
-
-def _logits(model) -> bool:
-    """True when the last layer has no softmax: the outputs are logits."""
-    last = model.layers[-1]
-    while hasattr(last, "layer"):  # pruning or clustering wrappers
-        last = last.layer
-    activation = getattr(last, "activation", None)
-    return getattr(activation, "__name__", "linear") != "softmax" and type(last).__name__ != "Softmax"

@@ -16,6 +16,8 @@ from ..types import Dataset
 def outputs_probabilities(model) -> bool:
     """True when the model's last layer applies a softmax (so the loss takes probabilities)."""
     last = model.layers[-1]
+    while hasattr(last, "layer"):  # pruning, clustering or quantization wrappers
+        last = last.layer
     config = last.get_config()
     activation = config.get("activation")
     if isinstance(activation, dict):  # serialized activation

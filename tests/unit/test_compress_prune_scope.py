@@ -52,3 +52,12 @@ def test_prune_block_leaves_convolutions_dense_with_a_note(keras, tiny_data):
     assert np.mean(blocks) >= 0.49                       # whole 16x1 blocks are zero
     assert np.mean(stripped.get_layer("conv").get_weights()[0] == 0) == 0.0
     assert notes and notes[0].startswith("conv: left dense: block sparsity (16, 1)")
+
+
+def test_outputs_probabilities_sees_through_pruning_wrapper(keras):
+    from edgeprune import keras_env
+    from edgeprune.compress.training import outputs_probabilities
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    wrapped = keras_env.tfmot().sparsity.keras.prune_low_magnitude(model)
+    assert outputs_probabilities(model) and outputs_probabilities(wrapped)
