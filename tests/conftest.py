@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -10,9 +12,15 @@ import edgeprune.keras_env as keras_env
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
-    """Reference models train into a cache private to the test session."""
+    """Reference models train into a cache private to the test session.
+
+    EDGEPRUNE_TEST_CACHE names a cache to reuse across test sessions instead (development
+    only: it skips rebuilding the emulator root and retraining; CI leaves it unset so the
+    cold path is tested).
+    """
     mp = pytest.MonkeyPatch()
-    mp.setenv("EDGEPRUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    reuse = os.environ.get("EDGEPRUNE_TEST_CACHE")
+    mp.setenv("EDGEPRUNE_CACHE", reuse or str(tmp_path_factory.mktemp("cache")))
     yield
     mp.undo()
 
