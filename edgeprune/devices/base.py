@@ -23,6 +23,7 @@ class RunRequest:
     warmup: int = 10
     repeats: int = 50
     min_time_s: float = 0.0
+    op_repeats: int = 0         # > 0: also time each operator of a .tflite alone (per-op cost)
 
     def to_json(self, artifact_name: str, mark_invokes: bool = False) -> dict:
         return {"artifact": artifact_name, "engine": self.engine, "threads": self.threads,
@@ -40,6 +41,11 @@ class RunResult:
     instructions_per_invoke: list[int] | None = None   # emulated devices only
     instructions_by: str | None = None
     arena_bytes: int | None = None                     # microcontrollers only
+    instructions_by_class: list[dict[str, int]] | None = None   # per timed invoke, emulated only
+    # per operator (RunRequest.op_repeats): {"index", "op", "name", "weight_bytes",
+    #  "latency_ms": [...] | None,
+    #  "instructions": [...] | None, "instructions_by_class": [...] | None, "error": str | None}
+    ops: list[dict] | None = None
     extra: dict = field(default_factory=dict)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from ..errors import DeviceError, UnsupportedError
 from ..runtimes import runner
 from .base import RunRequest, RunResult
+from .job import job_request, op_rows
 
 
 class LocalDevice:
@@ -23,7 +25,9 @@ class LocalDevice:
 
     def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
         try:
-            result, outputs = runner.run_job(request.to_json(artifact.name), inputs, str(artifact))
+            with tempfile.TemporaryDirectory(prefix="edgeprune-ops-") as ops_dir:
+                payload, ops = job_request(request, Path(artifact), Path(ops_dir), absolute=True)
+                result, outputs = runner.run_job(payload, inputs, str(artifact))
         except runner.RunnerError as exc:
             if exc.stage == "runtime-missing":
                 raise DeviceError(str(exc), where=self.describe(),
@@ -32,5 +36,5 @@ class LocalDevice:
                                    fix="the target's runtime cannot load this artifact; "
                                        "see the recipe's quantize and tflite_sparse_encoding") from None
         return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
-                         where=self.describe(), extra={"threads": result["threads"],
-                                                       "delegate": result["delegate"]})
+                         where=self.describe(), ops=op_rows(ops, result),
+                         extra={"threads": result["threads"], "delegate": result["delegate"]})

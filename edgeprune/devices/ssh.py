@@ -14,9 +14,7 @@ back, and always remove the remote folder.
 
 from __future__ import annotations
 
-import json
 import shlex
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 from ..errors import DeviceError, UnsupportedError
 from ..runtimes import runner
 from .base import RunRequest, RunResult
+from .job import op_rows, write_job
 
 # ssh exits 255 when the connection or authentication failed
 _SSH_FAILED = 255
@@ -130,7 +129,7 @@ class SshDevice:
         try:
             with tempfile.TemporaryDirectory(prefix="edgeprune-ssh-") as tmp:
                 local = Path(tmp)
-                _write_job(local, artifact, inputs, request)
+                ops = _write_job(local, artifact, inputs, request)
                 files = [str(p) for p in sorted(local.iterdir())]
                 self._call(self.scp_command(files, self._remote_path(remote_dir + "/")),
                            what="copying the job to the board", timeout=connect + 300, check=True)
@@ -142,7 +141,7 @@ class SshDevice:
         finally:
             self._remove_remote_dir(remote_dir, connect)
         return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
-                         where=self.describe(),
+                         where=self.describe(), ops=op_rows(ops, result),
                          extra={"threads": result["threads"], "delegate": result["delegate"],
                                 "machine": result.get("machine"), "python": result.get("python")})
 
@@ -193,8 +192,6 @@ class SshDevice:
             pass  # best effort: a failed cleanup must not hide the run's own error
 
 
-def _write_job(job: Path, artifact: Path, inputs: np.ndarray, request: RunRequest) -> None:
-    shutil.copy2(runner.__file__, job / "runner.py")
-    shutil.copy2(artifact, job / artifact.name)
-    np.save(job / "inputs.npy", np.ascontiguousarray(inputs, dtype=np.float32))
-    (job / "request.json").write_text(json.dumps(request.to_json(artifact.name)))
+def _write_job(job: Path, artifact: Path, inputs: np.ndarray, request: RunRequest) -> list:
+    """The job folder (flat: scp copies its files); returns the one-op models written."""
+    return write_job(job, artifact, inputs, request)
