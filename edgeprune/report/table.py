@@ -25,7 +25,8 @@ def render(report: dict) -> str:
         if lat and "not the target" in lat["by"]:
             latency += " host"
         if "latency_estimate_ms" in m:
-            latency += f" est {m['latency_estimate_ms']['value']:.3f}"
+            est = m["latency_estimate_ms"]
+            latency += f" est {est['value']:.3f} ({est.get('threads', '?')}T)"
         acc, f1, agree = _value(m, "accuracy"), _value(m, "f1_macro"), _value(m, "agreement")
         rows.append((art["name"], art.get("encoding", "dense") if art["format"] != "keras" else "-",
                      _fmt_bytes(_value(m, "size_bytes")), _fmt_bytes(_value(m, "gzip_bytes")),
@@ -39,6 +40,9 @@ def render(report: dict) -> str:
             fig = m["instructions_per_invoke"]
             extra.append(f"{art['name']}: {fig['value']:,} instructions per invoke "
                          f"(spread {fig['spread']:.2%}, {fig['by']})")
+        if "latency_estimate_ms" in m:
+            est = m["latency_estimate_ms"]
+            extra.append(f"{art['name']}: latency {est['value']:.4g} ms, {est['by']}")
         if "arena_bytes" in m:
             extra.append(f"{art['name']}: arena {m['arena_bytes']['value']:,} bytes, flash (model) "
                          f"{m['flash_bytes']['value']:,} bytes ({m['arena_bytes']['by']})")
@@ -59,6 +63,12 @@ def render(report: dict) -> str:
     if extra:
         lines.append("")
         lines.extend(extra)
+    deployed = next((a for a in report["artifacts"] if a["name"] == report["deploy"]), None)
+    if deployed and deployed["measurements"].get("ops"):
+        from ..measure.ops import render_top_ops
+
+        lines.append("")
+        lines.extend(render_top_ops(deployed["name"], deployed["measurements"]["ops"]))
     lines.append("")
     budget_rows = [("budget", "artifact", "limit", "value", "verdict")]
     for b in report["budgets"]:

@@ -47,17 +47,30 @@ def test_export_coral_checks_rules_and_says_compiler_absent(tmp_path):
 
 @pytest.mark.qemu
 def test_export_rpi4_counts_instructions_on_the_emulated_board(tmp_path):
+    from edgeprune.devices.cost import estimate_ms
+    from edgeprune.targets import load_target
+
     recipe = tmp_path / "int8-only.toml"
     recipe.write_text('quantize = ["int8"]\nformats = ["tflite"]\n')
     result = _run("rpi4", tmp_path / "out", recipe=recipe)
     report = result.report.to_dict()
     m = next(a for a in report["artifacts"] if a["name"] == "int8.tflite")["measurements"]
-    assert "qemu-aarch64" in m["accuracy"]["by"] and "cortex-a72" in m["accuracy"]["by"]
-    ins = m["instructions_per_invoke"]
-    assert ins["method"] == "measured" and ins["value"] > 10_000 and ins["spread"] == 0.0
-    est = m["latency_estimate_ms"]
-    assert est["method"] == "estimated" and est["value"] == pytest.approx(ins["value"] * 0.9 / 1.5e6)
+    # accuracy from this machine's run of the same file, the board's outputs checked on a sample
+    assert m["accuracy"]["by"].startswith("ai_edge_litert") and "cortex-a72" in m["accuracy"]["by"]
+    assert m["host_agreement"]["samples"] == 32 and "32-input sample" in m["accuracy"]["by"]
     assert m["host_agreement"]["bit_exact"] and m["host_agreement"]["expected"] == "bit-exact"
+    ins = m["instructions_per_invoke"]
+    assert ins["method"] == "measured" and ins["value"] > 10_000 and ins["spread"] < 0.001
+    assert sum(ins["instructions_by_class"].values()) in ins["samples"]
+    est, profile = m["latency_estimate_ms"], load_target("rpi4")
+    assert est["method"] == "estimated" and est["threads"] == 4
+    assert est["calibration"] == profile.calibration.name and est["error_band"]["rows"] >= 6
+    assert est["value"] == pytest.approx(estimate_ms(ins["instructions_by_class"], profile.calibration,
+                                                     4, est["weight_bytes"]), abs=1e-4)
+    ops = m["ops"]
+    assert ops["method"] == "estimated" and [r["op"] for r in ops["rows"]][:1] == ["QUANTIZE"]
+    assert all(r["instructions"] > 0 and r["estimate_ms"] > 0 for r in ops["rows"])
+    assert est["value"] < ops["sum_of_ops"] < 3 * est["value"]
     assert "not the target" in m["latency_ms"]["by"]
     latency_budget = next(b for b in report["budgets"] if b["name"] == "max_latency_ms")
     assert latency_budget["value"] == est["value"] and "estimated" in latency_budget["note"]
