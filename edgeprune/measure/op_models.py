@@ -63,6 +63,11 @@ def split_ops(path: str | Path) -> list[OpModel]:
         if any(sg.tensors[i].isVariable for i in _ints(op.inputs) if i >= 0):
             out.append(OpModel(op_info.index, op_info.name, name, None, "reads a variable tensor"))
             continue
+        if all(t.is_constant for t in op_info.inputs):
+            out.append(OpModel(op_info.index, op_info.name, name, None,
+                               "its inputs are all constants (float16 weights, say): the runtime "
+                               "computes it once when loading the model, not per invoke"))
+            continue
         constants = sum(len(model.buffers[sg.tensors[i].buffer].data)
                         for i in _ints(op.inputs) if i >= 0 and _has_data(model, sg.tensors[i]))
         out.append(OpModel(op_info.index, op_info.name, name, _one_op_model(s, model, sg, op),

@@ -63,3 +63,16 @@ def test_local_run_has_no_ops_when_not_asked(int8_cnn, tiny_data):
     run = LocalDevice().run(int8_cnn, tiny_data.x_test[:2], RunRequest(engine="litert", warmup=1,
                                                                         repeats=2))
     assert run.ops is None and np.asarray(run.outputs).shape == (2, 10)
+
+
+def test_ops_folded_at_load_are_listed_as_not_run_with_the_reason(tiny_cnn, tmp_path, tiny_data):
+    path = tmp_path / "model_float16.tflite"
+    path.write_bytes(to_tflite(tiny_cnn, "float16"))
+    profile = load_target("host")
+    run = LocalDevice(profile).run(path, tiny_data.x_test[:2],
+                                   RunRequest(engine="litert", warmup=1, repeats=2, op_repeats=2))
+    fig = ops_figure(run, profile)
+    folded = [r for r in fig["rows"] if r["op"] == "DEQUANTIZE"]
+    assert folded and all(r["ms"] is None and r["share"] == 0.0 for r in folded)
+    assert len(fig["ops_not_run"]) == len(folded) and "once when loading" in fig["ops_not_run"][0]
+    assert {r["op"] for r in fig["rows"] if r["ms"]} == {"CONV_2D", "RESHAPE", "FULLY_CONNECTED"}
