@@ -69,3 +69,13 @@ def tiny_cnn(keras, tiny_data):
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
     model.fit(tiny_data.x_train, tiny_data.y_train, epochs=3, batch_size=32, verbose=0)
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_tflite(tmp_path_factory, tiny_cnn, tiny_data):
+    """The trained tiny CNN as a full-int8 .tflite file (float input and output)."""
+    from edgeprune.export.tflite import to_tflite
+
+    path = tmp_path_factory.mktemp("tiny-int8") / "model_int8.tflite"
+    path.write_bytes(to_tflite(tiny_cnn, "int8", representative=tiny_data.x_train[:50]))
+    return path

@@ -4,14 +4,11 @@ estimate (and no wall time) on an emulated board, per-op rows on both."""
 import pytest
 
 from edgeprune.bench import bench_artifact, render
-from edgeprune.export.tflite import to_tflite
 
 
 @pytest.fixture(scope="module")
-def int8_file(tmp_path_factory, tiny_cnn, tiny_data):
-    path = tmp_path_factory.mktemp("bench") / "model_int8.tflite"
-    path.write_bytes(to_tflite(tiny_cnn, "int8", representative=tiny_data.x_train[:50]))
-    return path
+def int8_file(tiny_int8_tflite):
+    return tiny_int8_tflite
 
 
 def test_bench_on_host_measures_latency_and_times_each_op(int8_file):

@@ -14,10 +14,8 @@ from edgeprune.targets import load_target
 
 
 @pytest.fixture(scope="module")
-def int8_cnn(tmp_path_factory, tiny_cnn, tiny_data):
-    path = tmp_path_factory.mktemp("ops") / "model_int8.tflite"
-    path.write_bytes(to_tflite(tiny_cnn, "int8", representative=tiny_data.x_train[:50]))
-    return path
+def int8_cnn(tiny_int8_tflite):
+    return tiny_int8_tflite
 
 
 def test_split_ops_gives_one_loadable_model_per_op_with_the_ops_output_shape(int8_cnn):
