@@ -95,3 +95,11 @@ def test_load_figures_names_the_figure_with_a_missing_field(tmp_path):
     path.write_text('[[figure]]\nboard = "rpi4"\nms = 3.0\n')
     with pytest.raises(ConfigError, match=r"figure\[0\]"):
         load_figures(path)
+
+
+def test_one_cpi_calibration_of_a_users_profile_still_estimates_from_totals():
+    cal = Calibration.model_validate({"clock_mhz": 1000.0, "cycles_per_instruction": 2.0})
+    profile = load_target("rpi4").model_copy(update={"calibration": cal})
+    fig = latency_estimate([3_000_000, 3_000_000], None, profile)
+    assert fig["value"] == pytest.approx(3_000_000 * 2.0 / 1e6 / 4)
+    assert fig["error_band"]["rel"] is None and "error unknown" in fig["by"]
