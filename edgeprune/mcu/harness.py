@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,12 +88,15 @@ def build_harness(folder: Path, tflite: Path, inputs_q: np.ndarray, arena_bytes:
         "ram_origin": core.ram[0], "ram_length": core.ram[1], "stack": STACK_BYTES,
         "heap": HEAP_BYTES})
     own = []
-    for name in (f"{SYMBOL}.cc", "inputs.c", "main.cc", "startup.c"):
+    commands = []
+    for name in ("main.cc", f"{SYMBOL}.cc", "inputs.c", "startup.c"):
         src = folder / name
         cmd = compile_flags(tree, core, kernels, "harness/" + name)
-        cmd = cmd[:-1] + [f"-I{folder}", str(src), "-o", str(src.with_suffix(".o"))]
-        _run(cmd, f"compile {name}")
+        commands.append((cmd[:-1] + [f"-I{folder}", str(src), "-o", str(src.with_suffix(".o"))],
+                         f"compile {name}"))
         own.append(src.with_suffix(".o"))
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda job: _run(*job), commands))
     elf = folder / "harness.elf"
     _run(["arm-none-eabi-gcc", *core.cflags, "-mthumb", "-nostartfiles", "--specs=nano.specs",
           "--specs=nosys.specs", "-Wl,--gc-sections", f"-Wl,-T,{folder / 'link.ld'}",
