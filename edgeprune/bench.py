@@ -81,6 +81,7 @@ def bench_artifact(artifact: str | Path, target: str, *, repeats: int | None = N
                                                 f"{cal.clock_mhz} MHz"}
     if run.arena_bytes is not None:
         out["arena_bytes"] = run.arena_bytes
+    out.update(run.extra.get("figures", {}))   # the device's own (emulated Cortex-M: edgeprune/mcu)
     return out
 
 
@@ -98,4 +99,10 @@ def render(result: dict) -> str:
         lines.append(f"  latency estimate {est['value']:.4f} ms (estimated: {est['by']})")
     if "arena_bytes" in result:
         lines.append(f"  arena {result['arena_bytes']} B (smallest that works, measured)")
+    if "ram_bytes" in result:
+        fl, ram = result["flash_bytes"], result["ram_bytes"]
+        lines.append(f"  flash {fl['value']:,} B (code {fl['code_bytes']:,} + model {fl['model_bytes']:,}), "
+                     f"RAM {ram['value']:,} B (arena {ram['arena_bytes']:,} + data "
+                     f"{ram['static_data_bytes']:,} + stack {ram['stack_bytes']:,}), linked and run "
+                     f"on the emulated core")
     return "\n".join(lines)

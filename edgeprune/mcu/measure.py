@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeviceError
+from ..measure.latency import spread_of
 from ..measure.tflite_graph import read_graph
 from ..report.schema import figure
 from .build import Core, core_spec, library_objects
@@ -83,7 +84,11 @@ def measure_on_mcu(tflite: Path, inputs: np.ndarray, host_outputs: np.ndarray, a
             harness = build_harness(Path(tmp), tflite, q, arena, tree, core, kernels, objects,
                                     repeats=REPEATS)
             link_s = time.monotonic() - linked
-            run = run_harness(harness, core)
+            try:
+                run = run_harness(harness, core)
+            except DeviceError as exc:   # the harness's folder is temporary: name the model
+                raise DeviceError(exc.what, where=f"{tflite} on the emulated {core.name}",
+                                  expected=exc.expected, fix=exc.fix) from None
         facts.update(link_s=round(link_s, 2), emulate_s=round(run.seconds, 2),
                      total_s=round(time.monotonic() - started, 2))
         runs[kernels] = (harness, run, facts)
@@ -129,7 +134,7 @@ def _figures(graph, core: Core, settings: McuSettings, kernels: str, harness, ru
     median = int(np.median(counts))
     figs = {"instructions_per_invoke": figure(
         median, "instructions", by + ", TCG plugin counting between marker calls",
-        samples=counts, sample_size=len(counts),
+        samples=counts, sample_size=len(counts), spread=spread_of(counts),
         repeat_counts=[counts[0], *repeats], repeat_exact=all(r == counts[0] for r in repeats),
         instructions_by_class=run.invokes[0].by_class, kernels=kernels)}
     cal = load_calibration(core.name)

@@ -141,8 +141,8 @@ def run_harness(harness: Harness, core: Core, timeout_s: float = 600) -> McuRun:
 
 def _fix_for(errors: list[str]) -> str:
     if any("allocate" in e for e in errors):
-        return ("the firmware's arena is too small for these kernels on this core: raise "
-                "--arena-headroom (the target's firmware.arena_headroom_fraction)")
+        return ("the firmware's arena (host-measured minimum + headroom) is too small for these "
+                "kernels on this core: raise the target's firmware.arena_headroom_fraction")
     return "report this with the model; check the model runs with tflite_micro on the host"
 
 
