@@ -16,6 +16,7 @@ import pytest
 
 from edgeprune import keras_env
 from edgeprune.devices.base import RunRequest
+from edgeprune.export.tflite import to_tflite
 from edgeprune.mcu import build, harness, run
 from edgeprune.runtimes.tflm import TflmDevice
 from edgeprune.targets import load_target
@@ -24,26 +25,15 @@ SHAPE = (8, 8, 1)
 
 
 def _int8_tflite(path: Path, filters: int) -> Path:
-    keras, tf = keras_env.keras(), keras_env.tf()
+    keras = keras_env.keras()
     keras.utils.set_random_seed(0)
     # the ops of the reference digits model, so that its export reuses these objects
     model = keras.Sequential([keras.Input(SHAPE),
                               keras.layers.Conv2D(filters, 3, activation="relu", name="conv"),
                               keras.layers.MaxPooling2D(2, name="pool"),
                               keras.layers.Flatten(name="flatten"), keras.layers.Dense(10, name="logits")])
-
-    def representative():
-        rng = np.random.default_rng(0)
-        for _ in range(16):
-            yield [rng.random((1, *SHAPE), dtype=np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    path.write_bytes(converter.convert())
+    rep = np.random.default_rng(0).random((16, *SHAPE), dtype=np.float32)
+    path.write_bytes(to_tflite(model, "int8", representative=rep, int8_io=True))
     return path
 
 
