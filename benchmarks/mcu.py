@@ -186,7 +186,8 @@ def fit(folder: Path) -> None:
     import tomllib
 
     counts: dict[tuple[str, str], dict] = {}
-    for model in ("kws", "ic", "vww", "ad"):
+    rows_m4 = tomllib.loads(calibration_path("cortex-m4").read_text())["rows"]
+    for model in dict.fromkeys(r["model"] for r in rows_m4):
         path = int8_tflite(model, folder)
         for core in ("cortex-m4", "cortex-m7"):
             f = measure(path, core, "cmsis-nn", samples=1)["figures"]

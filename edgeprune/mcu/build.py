@@ -107,8 +107,10 @@ KERNEL_DEPS = {
 # CMSIS-NN source folders each CMSIS-NN kernel file calls into.
 CMSIS_FOLDERS = {
     "conv": ("ConvolutionFunctions",), "depthwise_conv": ("ConvolutionFunctions",),
-    "transpose_conv": ("ConvolutionFunctions",), "fully_connected": ("FullyConnectedFunctions",),
-    "batch_matmul": ("FullyConnectedFunctions",), "pooling": ("PoolingFunctions",),
+    "transpose_conv": ("ConvolutionFunctions",),
+    # CMSIS-NN's fully-connected kernel calls arm_convolve_1x1_s8_fast for some batch sizes
+    "fully_connected": ("FullyConnectedFunctions", "ConvolutionFunctions"),
+    "batch_matmul": ("FullyConnectedFunctions", "ConvolutionFunctions"), "pooling": ("PoolingFunctions",),
     "softmax": ("SoftmaxFunctions",), "add": ("BasicMathFunctions",),
     "mul": ("BasicMathFunctions",), "maximum_minimum": ("BasicMathFunctions",),
     "pad": ("PadFunctions",), "transpose": ("TransposeFunctions",), "svdf": ("SVDFunctions",),

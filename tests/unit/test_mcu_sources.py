@@ -143,6 +143,9 @@ def test_kernel_files_come_from_the_sources_registrations(tmp_path, monkeypatch)
                          "tensorflow/lite/micro/kernels/conv_common.cc"]
     assert "tensorflow/lite/micro/kernels/activations.cc" in files
     assert any(f.endswith("ConvolutionFunctions/arm_convolve_s8.c") for f in files)
+    # a model with FULLY_CONNECTED and no CONV_2D still links CMSIS-NN's 1x1 convolution
+    fc = build.kernel_files(tree, ["AddFullyConnected"], "cmsis-nn")
+    assert any(f.endswith("ConvolutionFunctions/arm_convolve_1x1_s8_fast.c") for f in fc)
     with pytest.raises(DeviceError, match=r"tensorflow/lite/micro/kernels/conv\.cc"):
         build.kernel_files(tree, ["AddConv2D"], "reference")
 
