@@ -81,6 +81,7 @@ def bench_artifact(artifact: str | Path, target: str, *, repeats: int | None = N
         out["ops"] = ops_figure(run, profile, out.get("latency_estimate_ms") or out.get("latency_ms"))
     if run.arena_bytes is not None:
         out["arena_bytes"] = run.arena_bytes
+    out.update(run.extra.get("figures", {}))   # the device's own (emulated Cortex-M: edgeprune/mcu)
     return out
 
 
@@ -104,4 +105,10 @@ def render(result: dict) -> str:
         lines.append(f"  arena {result['arena_bytes']} B (smallest that works, measured)")
     if result.get("ops"):
         lines.extend("  " + line for line in render_top_ops(Path(result["artifact"]).name, result["ops"]))
+    if "ram_bytes" in result:
+        fl, ram = result["flash_bytes"], result["ram_bytes"]
+        lines.append(f"  flash {fl['value']:,} B (code {fl['code_bytes']:,} + model {fl['model_bytes']:,}), "
+                     f"RAM {ram['value']:,} B (arena {ram['arena_bytes']:,} + data "
+                     f"{ram['static_data_bytes']:,} + stack {ram['stack_bytes']:,}), linked and run "
+                     f"on the emulated core")
     return "\n".join(lines)

@@ -297,8 +297,9 @@ def measure(art: Artifact, profile: TargetProfile, data: Dataset, baseline_top1:
                                       note="smallest arena that allocates and invokes, found by trying sizes")
             m["flash_bytes"] = figure(art.size_bytes, "bytes", "model array size",
                                       note="the model only; the interpreter's code is not counted")
+        m.update(dev_run.extra.get("figures", {}))   # the device's own (emulated Cortex-M: edgeprune/mcu)
     target_run = dev_run or (host_run if profile.device.kind == "local" else None)
-    if target_run is not None and target_run.ops:
+    if target_run is not None and target_run.ops and "ops" not in m:
         m["ops"] = ops_figure(target_run, profile, m.get("latency_estimate_ms") or m.get("latency_ms"))
     return m
 
@@ -329,6 +330,7 @@ BUDGET_FIGURES = {
     "max_latency_ms": "latency_ms",
     "max_arena_bytes": "arena_bytes",
     "max_flash_bytes": "flash_bytes",
+    "max_ram_bytes": "ram_bytes",
     "max_instructions_per_invoke": "instructions_per_invoke",
 }
 
@@ -346,6 +348,11 @@ def judge_budgets(profile: TargetProfile, deploy: ArtifactRecord, baseline: Arti
         if name == "max_latency_ms" and profile.device.kind == "qemu":
             fig = deploy.measurements.get("latency_estimate_ms")
             note = "estimated from emulated instruction counts"
+        elif name == "max_latency_ms" and profile.device.kind == "tflm":
+            fig = deploy.measurements.get("latency_estimate_ms")
+            note = ("estimated: instructions counted on the emulated core x calibrated cycles per "
+                    "instruction" if fig else "no estimate: needs device.core, device.clock_mhz and "
+                    "a calibration for that core")
         elif fig is not None and name == "max_latency_ms" and "not the target" in fig["by"]:
             fig, note = None, "no latency was measured on the target"
         if fig is None:

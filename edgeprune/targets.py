@@ -69,10 +69,17 @@ class SshDevice(BaseModel):
 
 
 class MicroDevice(BaseModel):
-    """A microcontroller, validated with TFLite Micro's reference kernels on this machine."""
+    """A microcontroller: TFLite Micro's Python interpreter on this machine (op check, arena,
+    accuracy) and, when ``core`` is set, the real kernels compiled for that core and run
+    under qemu-system-arm (instructions, latency estimate, flash, RAM; see edgeprune/mcu)."""
 
     model_config = _STRICT
     kind: Literal["tflm"]
+    core: Literal["cortex-m4", "cortex-m7", "cortex-m55"] | None = None
+    fpu: bool = True
+    clock_mhz: float | None = Field(None, gt=0, le=10_000)
+    kernels: Literal["cmsis-nn", "reference", "both"] = "cmsis-nn"
+    samples: int = Field(8, ge=1, le=256)
 
 
 class RulesDevice(BaseModel):
@@ -167,6 +174,7 @@ class Budgets(BaseModel):
     max_accuracy_drop: float | None = Field(None, ge=0, le=1)
     max_arena_bytes: int | None = Field(None, ge=1)
     max_flash_bytes: int | None = Field(None, ge=1)
+    max_ram_bytes: int | None = Field(None, ge=1)
     max_instructions_per_invoke: int | None = Field(None, ge=1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,11 @@ def _isolated_cache(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     reuse = os.environ.get("EDGEPRUNE_TEST_CACHE")
     mp.setenv("EDGEPRUNE_CACHE", reuse or str(tmp_path_factory.mktemp("cache")))
+    # The TFLite Micro sources for the microcontroller tests: tox sets this; a plain pytest
+    # in a checkout with the shared mirror beside it finds it there.
+    mirror = Path(__file__).resolve().parents[2] / "shared" / "third_party" / "tflm-src.tar.xz"
+    if "EDGEPRUNE_TFLM_SOURCES" not in os.environ and mirror.is_file():
+        mp.setenv("EDGEPRUNE_TFLM_SOURCES", str(mirror))
     yield
     mp.undo()
 

@@ -43,9 +43,15 @@ def render(report: dict) -> str:
         if "latency_estimate_ms" in m:
             est = m["latency_estimate_ms"]
             extra.append(f"{art['name']}: latency {est['value']:.4g} ms, {est['by']}")
-        if "arena_bytes" in m:
+        if "arena_bytes" in m and "ram_bytes" not in m:
             extra.append(f"{art['name']}: arena {m['arena_bytes']['value']:,} bytes, flash (model) "
                          f"{m['flash_bytes']['value']:,} bytes ({m['arena_bytes']['by']})")
+        if "ram_bytes" in m:   # measured on the emulated microcontroller (edgeprune/mcu)
+            fl, ram = m["flash_bytes"], m["ram_bytes"]
+            extra.append(f"{art['name']}: flash {fl['value']:,} bytes (code {fl['code_bytes']:,} + model "
+                         f"{fl['model_bytes']:,}), RAM {ram['value']:,} bytes (arena {ram['arena_bytes']:,} "
+                         f"+ data {ram['static_data_bytes']:,} + stack {ram['stack_bytes']:,}); host-measured "
+                         f"minimum arena {m['arena_bytes']['value']:,} bytes")
         if "host_agreement" in m:
             fig = m["host_agreement"]
             extra.append(f"{art['name']}: top-1 agreement with this machine {fig['value']:.4f}, "

@@ -22,9 +22,18 @@ def test_export_cortex_m4_measures_arena_and_writes_c_sources(tmp_path):
     m = int8["measurements"]
     assert "tflite-micro" in m["accuracy"]["by"]
     assert 1000 < m["arena_bytes"]["value"] < 64 * 1024
-    assert m["flash_bytes"]["value"] == (folder / "model_int8.tflite").stat().st_size
+    model_bytes = (folder / "model_int8.tflite").stat().st_size
+    assert m["flash_bytes"]["model_bytes"] == model_bytes      # linked: TFLM's code + the model
+    assert m["flash_bytes"]["value"] == model_bytes + m["flash_bytes"]["code_bytes"]
     assert m["host_agreement"]["value"] >= 0.99
-    assert {b["name"] for b in report["budgets"]} >= {"max_arena_bytes", "max_flash_bytes"}
+    # the real kernels on the emulated Cortex-M4: exact counts, bit-exact outputs, per op
+    assert m["instructions_per_invoke"]["repeat_exact"] and m["mcu_agreement"]["bit_exact"]
+    assert [r["op"] for r in m["ops"]["rows"]][:2] == ["CONV_2D", "MAX_POOL_2D"]
+    assert m["latency_estimate_ms"]["method"] == "estimated"
+    budgets = {b["name"]: b for b in report["budgets"]}
+    assert set(budgets) >= {"max_arena_bytes", "max_flash_bytes", "max_ram_bytes", "max_latency_ms"}
+    assert budgets["max_latency_ms"]["value"] == m["latency_estimate_ms"]["value"]
+    assert budgets["max_ram_bytes"]["value"] == m["ram_bytes"]["value"]
     header = (folder / "firmware" / "digits_model.h").read_text()
     macro = int(re.search(r"#define DIGITS_MODEL_ARENA_BYTES\D+(\d+)", header).group(1))
     assert macro >= m["arena_bytes"]["value"] and macro % 16 == 0
