@@ -148,13 +148,13 @@ cli.add_command(prepare_emulator)
 
 
 def main() -> None:
-    from .interrupt import exit_now_if_workers, install_handlers
+    from .interrupt import exit_if_interrupted, install_handlers
 
     install_handlers()  # SIGTERM unwinds like Ctrl-C: staging and temporary folders are removed
     try:
         cli(prog_name="edgeprune")
     except SystemExit as done:
-        exit_now_if_workers(done.code if isinstance(done.code, int) else 1)
+        exit_if_interrupted(done.code if isinstance(done.code, int) else 1)
         raise
 
 
