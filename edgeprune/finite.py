@@ -84,33 +84,48 @@ def _check_float16(model, where: str) -> None:
 
 
 def _check_activations(model, x: np.ndarray, label: str, where: str) -> None:
-    _check_range(np.asarray(x, np.float32), "the input", label, where)
+    stats = {"the input": _Range()}
+    stats["the input"].add(np.asarray(x, np.float32))
     for name, values in _layer_outputs(model, x):
-        _check_range(values, f"layer {name!r}", label, where)
+        stats.setdefault(f"layer {name!r}", _Range()).add(values)
+    for what, seen in stats.items():
+        seen.check(what, label, where)
 
 
-def _check_range(values: np.ndarray, what: str, label: str, where: str) -> None:
-    if values.dtype.kind != "f" or values.size == 0:
-        return
-    if not np.all(np.isfinite(values)):
-        bad = int(np.count_nonzero(~np.isfinite(values)))
-        raise InputError(f"{what} computes {bad} NaN or infinite values on the {label} samples "
-                         "(float32 overflow)", where=where,
-                         expected="finite activations: inputs and weights whose products stay "
-                                  f"within float32 (|value| <= {FLOAT32_MAX:.3g})",
-                         fix="scale the input data to a range near [-1, 1] (or [0, 1]) and export again")
-    low = min(float(np.min(values)), 0.0)
-    high = max(float(np.max(values)), 0.0)
-    if not np.isfinite(np.float32(high) - np.float32(low)):
-        raise InputError(f"{what} spans [{low:.3g}, {high:.3g}] on the {label} samples: its range "
-                         "overflows float32, so no int8 scale can represent it", where=where,
-                         expected=f"a range (max - min) of at most {FLOAT32_MAX:.3g}",
-                         fix="scale the input data to a range near [-1, 1] (or [0, 1]) and export again")
+class _Range:
+    """Running minimum, maximum and count of non-finite values of one tensor over batches."""
+
+    def __init__(self):
+        self.low, self.high, self.bad = 0.0, 0.0, 0   # zero is always in a quantized range
+
+    def add(self, values: np.ndarray) -> None:
+        if values.dtype.kind != "f" or values.size == 0:
+            return
+        finite = np.isfinite(values)
+        self.bad += int(values.size - np.count_nonzero(finite))
+        if self.bad == 0:
+            self.low = min(self.low, float(np.min(values)))
+            self.high = max(self.high, float(np.max(values)))
+
+    def check(self, what: str, label: str, where: str) -> None:
+        fix = "scale the input data to a range near [-1, 1] (or [0, 1]) and export again"
+        if self.bad:
+            raise InputError(f"{what} computes {self.bad} NaN or infinite values on the {label} samples "
+                             "(float32 overflow)", where=where,
+                             expected="finite activations: inputs and weights whose products stay "
+                                      f"within float32 (|value| <= {FLOAT32_MAX:.3g})", fix=fix)
+        with np.errstate(over="ignore"):
+            span = np.float32(self.high) - np.float32(self.low)
+        if not np.isfinite(span):
+            raise InputError(f"{what} spans [{self.low:.3g}, {self.high:.3g}] on the {label} samples: its "
+                             "range overflows float32, so no int8 scale can represent it", where=where,
+                             expected=f"a range (max - min) of at most {FLOAT32_MAX:.3g}", fix=fix)
 
 
-def _layer_outputs(model, x: np.ndarray):
-    """(layer name, output on x) for every top-level layer; the model's output when the graph
-    cannot be tapped layer by layer (shared layers)."""
+def _layer_outputs(model, x: np.ndarray, batch: int = 256):
+    """(layer name, output on a batch of x) for every top-level layer, batch by batch; the
+    model's output alone when the graph cannot be tapped layer by layer (shared layers).
+    Eager calls: no graph is traced."""
     from . import keras_env
 
     keras = keras_env.keras()
@@ -119,10 +134,10 @@ def _layer_outputs(model, x: np.ndarray):
         tap = keras.Model(model.inputs, [layer.output for layer in layers])
     except (AttributeError, ValueError):
         layers, tap = [model], model
-    outputs = tap.predict(x, batch_size=256, verbose=0)
-    outputs = outputs if isinstance(outputs, list) else [outputs]
-    for layer, values in zip(layers, outputs):
-        yield layer.name, np.asarray(values)
+    for start in range(0, len(x), batch):
+        out = tap(np.asarray(x[start:start + batch], np.float32), training=False)
+        for layer, values in zip(layers, out if isinstance(out, (list, tuple)) else [out]):
+            yield layer.name, np.asarray(values)
 
 
 def _leaf_layers(model):

@@ -245,3 +245,37 @@ def test_write_atomic_writes_whole_file(tmp_path):
     write_atomic(path, b"{}")
     assert path.read_bytes() == b"{}"
     assert [p.name for p in path.parent.iterdir()] == ["b.json"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 KiB tmpfs where mounting is allowed (root in CI); None elsewhere."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(mount)], capture_output=True)
+    yield mount if done.returncode == 0 else None
+    if done.returncode == 0:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_export_exits_2_when_disk_fills_while_writing_artifacts(mini_export, small_disk, monkeypatch):
+    from click.testing import CliRunner
+
+    from edgeprune.cli import cli
+
+    args = list(mini_export["args"])
+    out = small_disk / "out" if small_disk is not None else mini_export["out"]
+    args[args.index("--out") + 1] = str(out)
+    if small_disk is None:  # no tmpfs here: the same ENOSPC, raised where the staging is written
+        real = Path.write_bytes
+
+        def write_bytes(self, data):
+            if ".partial-" in str(self):
+                raise OSError(28, "No space left on device", str(self))
+            return real(self, data)
+
+        monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "no space left on device" in result.output and "Traceback" not in result.output
+    assert not out.exists() or [p.name for p in out.iterdir()] == []

@@ -7,9 +7,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from edgeprune.cli import cli
 from edgeprune.tempdirs import clean_stale_runs, run_tempdir
 
 
@@ -41,19 +38,3 @@ def test_clean_stale_runs_removes_folders_of_dead_processes_only(cache):
     for folder in (dead, alive):
         folder.mkdir(parents=True)
     assert clean_stale_runs(root) == [dead] and alive.is_dir()
-
-
-def test_export_keeps_every_temporary_file_in_its_run_folder(cache, mini_export, monkeypatch):
-    made = []
-    original = tempfile.mkdtemp
-
-    def spy(*args, **kwargs):
-        made.append(original(*args, **kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(tempfile, "mkdtemp", spy)
-    result = CliRunner().invoke(cli, mini_export["args"])
-    assert result.exit_code == 0, result.output
-    runs = {Path(p).relative_to(cache / "tmp").parts[0] for p in made if ".partial-" not in p}
-    assert len(runs) == 1 and next(iter(runs)).startswith("run-")   # the TFLite converter's among them
-    assert len(made) >= 3 and list((cache / "tmp").iterdir()) == []
