@@ -214,13 +214,20 @@ class Bench:
     def machines(self) -> None:
         small = self.root / "small"
         small.mkdir()
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(small)]).returncode == 0:
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)]).returncode == 0:
+            saved = self.out
             try:
-                saved = self.out
                 self.out = small / "out"
                 self.reset()
+                with open(small / "filler", "wb") as fh:  # the disk is full before the run starts
+                    try:
+                        while True:
+                            fh.write(b"\0" * 4096)
+                            fh.flush()
+                    except OSError:
+                        pass
                 result = CliRunner().invoke(cli, fuzzing.export_args(self.base)[:-1] + [str(self.out)])
-                self.record("full disk (4 KiB tmpfs as --out)", result.exit_code,
+                self.record("full disk (a full tmpfs as --out)", result.exit_code,
                             next((x for x in result.output.splitlines() if x.startswith("error")), result.output))
             finally:
                 self.out = saved
@@ -347,11 +354,12 @@ def main() -> None:
     os.environ["EDGEPRUNE_CACHE"] = str(root / "cache")
     try:
         bench = Bench(root)
-        bench.models()
-        bench.recipes_and_data()
-        bench.targets()
-        bench.machines()
-        bench.writes_outside()
+        for section in (bench.models, bench.recipes_and_data, bench.targets, bench.machines,
+                        bench.writes_outside):
+            try:
+                section()
+            except Exception as exc:  # a broken case must not hide the others
+                bench.rows.append((f"{section.__name__}: BENCHMARK ERROR", "-", repr(exc)[:90], "-", "-", "-"))
         header = ("case", "exit", "message", "payload", "leftovers", "previous output")
         rows = [header] + [tuple(str(c) for c in row) for row in bench.rows]
         widths = [min(90, max(len(r[i]) for r in rows)) for i in range(len(header))]

@@ -93,7 +93,11 @@ def builtin_names() -> frozenset[str]:
 def scan_config(config, where: str) -> None:
     """Refuse a tf_keras model config (``.keras`` config.json, ``.h5`` model_config, or a
     SavedModel's layer metadata) that would run code when deserialised."""
-    _walk(config, where, "", strict=True)
+    try:
+        _walk(config, where, "", strict=True)
+    except RecursionError:
+        raise InputError("the model configuration is nested too deeply to check", where=where,
+                         expected="a configuration written by tf_keras", fix="save or copy the model again") from None
 
 
 def _walk(node, where: str, path: str, strict: bool) -> None:
@@ -194,7 +198,7 @@ def _metadata_nodes(path: Path, where: str) -> Iterator[tuple[int, str, dict]]:
     for node in meta.nodes:
         try:
             metadata = json.loads(node.metadata) if node.metadata else {}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InputError(f"corrupt layer metadata of object {node.node_id} ({exc})", where=where,
                              fix="save or copy the model again") from None
         if not isinstance(metadata, dict):

@@ -132,7 +132,7 @@ def _h5_config(path: Path) -> dict:
                          expected="a whole model saved with model.save('model.h5')")
     try:
         config = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InputError(f"the model configuration is not valid JSON ({exc})", where=str(path),
                          fix="save or copy the model again") from None
     if not isinstance(config, dict):

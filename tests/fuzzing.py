@@ -125,7 +125,7 @@ def mutate_bytes(data: bytes, rng: random.Random) -> tuple[bytes, str]:
 
 def mutate_text(text: str, rng: random.Random) -> tuple[str, str]:
     """Type swaps, odd numbers, dropped or repeated lines, or a byte-level mutation."""
-    op = rng.choice(["number"] * 3 + ["value"] * 3 + ["line", "bytes"])
+    op = rng.choice(["number"] * 3 + ["value"] * 3 + ["line", "bytes", "nest"])
     numbers = list(re.finditer(r"(?<![\w.])-?\d[\d_.eE+-]*", text))
     values = list(re.finditer(r'(?<== )("[^"\n]*"|\[[^\]\n]*\]|\{[^}\n]*\}|true|false|-?\d[\w.+-]*)', text))
     if op == "number" and numbers:
@@ -134,6 +134,10 @@ def mutate_text(text: str, rng: random.Random) -> tuple[str, str]:
     if op == "value" and values:
         m, new = rng.choice(values), rng.choice(_ODD_VALUES + _ODD_NUMBERS)
         return text[:m.start(1)] + new + text[m.end(1):], f"value {m.group(1)[:20]!r} -> {new}"
+    if op == "nest" and values:
+        m, depth = rng.choice(values), rng.choice([50, 5000, 100_000])
+        return (text[:m.start(1)] + "[" * depth + m.group(1) + "]" * depth + text[m.end(1):],
+                f"value {m.group(1)[:20]!r} nested {depth} deep")
     lines = text.splitlines(keepends=True)
     if op == "line" and lines:
         i = rng.randrange(len(lines))
