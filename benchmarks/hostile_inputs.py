@@ -17,6 +17,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -80,7 +81,7 @@ class Bench:
             state = "new, complete" if fuzzing.output_complete(self.out) else "HALF-WRITTEN"
         else:
             state = "intact" if _same_tree(self.out / "host", self.previous) else "CHANGED"
-        self.rows.append((case, code, message.strip().splitlines()[0][:90] if message.strip() else "",
+        self.rows.append((case, code, _summary(message),
                           "RAN" if self.marker.exists() else "no", ", ".join(leftovers) or "-", state))
 
     def cli(self, case: str, args: list[str], expect_new: bool = False) -> None:
@@ -89,9 +90,10 @@ class Bench:
         text = result.output
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             text = f"TRACEBACK {type(result.exception).__name__}: {result.exception}"
-        error = [line for line in text.splitlines() if line.startswith(("error", "Error", "TRACEBACK"))]
-        self.record(case, result.exit_code, (error or [text.strip().splitlines()[-1] if text.strip() else ""])[0],
-                    expect_new)
+        lines = text.splitlines()
+        start = next((i for i, line in enumerate(lines) if line.startswith(("error", "Error", "TRACEBACK"))), None)
+        self.record(case, result.exit_code, "\n".join(lines[start:]) if start is not None else
+                    (lines[-1] if lines else ""), expect_new)
 
     def export(self, case: str, expect_new: bool = False, extra: tuple = (), **replace) -> None:
         self.cli(case, fuzzing.export_args(self.base, **replace) + list(extra), expect_new)
@@ -206,7 +208,7 @@ class Bench:
         board.write_text(SSH_BOARD.format(port=port, python="python3", options="[]"))
         started = time.monotonic()
         self.export("unreachable SSH board", target=board)
-        self.rows[-1] = (*self.rows[-1][:2], f"{self.rows[-1][2][:60]} (after {time.monotonic() - started:.1f}s)",
+        self.rows[-1] = (*self.rows[-1][:2], f"{self.rows[-1][2][:60]} (after {time.monotonic() - started:.2f}s)",
                          *self.rows[-1][3:])
 
     # ---------------------------------------------------------------- failing machines
@@ -219,13 +221,14 @@ class Bench:
             try:
                 self.out = small / "out"
                 self.reset()
-                with open(small / "filler", "wb") as fh:  # the disk is full before the run starts
-                    try:
-                        while True:
-                            fh.write(b"\0" * 4096)
-                            fh.flush()
-                    except OSError:
+                fd = os.open(small / "filler", os.O_WRONLY | os.O_CREAT)  # the disk is full before the run
+                try:
+                    while os.write(fd, b"\0" * 4096):
                         pass
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
                 result = CliRunner().invoke(cli, fuzzing.export_args(self.base)[:-1] + [str(self.out)])
                 self.record("full disk (a full tmpfs as --out)", result.exit_code,
                             next((x for x in result.output.splitlines() if x.startswith("error")), result.output))
@@ -253,12 +256,12 @@ class Bench:
                 "from edgeprune.output import staged_dir\ntry:\n"
                 "    with staged_dir(Path(sys.argv[1])) as s:\n        (s / 'report.json').write_text('new')\n"
                 "except ConfigError as exc:\n    print('error:', exc)\n    sys.exit(2)\n")
-        python = shutil.which("python3") or "/usr/bin/python3"  # the venv's is private to root
+        python = "/usr/bin/python3"  # the standard library is enough; the venv's is private to root
         pkg = Path(tempfile.mkdtemp(prefix="edgeprune-pkg-", dir="/tmp"))
         shutil.copytree(REPO / "edgeprune", pkg / "edgeprune")
         subprocess.run(["chmod", "-R", "a+rX", str(pkg)])
         proc = subprocess.run([python, "-c", code, str(shared / "host")], user="nobody", capture_output=True,
-                              text=True, env={"PYTHONPATH": str(pkg), "PATH": os.environ["PATH"]})
+                              text=True, cwd="/", env={"PYTHONPATH": str(pkg), "PATH": "/usr/bin:/bin"})
         intact = _same_tree(shared / "host", self.previous)
         left = ", ".join(sorted(p.name for p in shared.iterdir() if p.name != "host")) or "-"
         self.rows.append((case, proc.returncode, (proc.stdout or proc.stderr).strip().splitlines()[0][:90],
@@ -340,6 +343,17 @@ class Bench:
         return totals
 
 
+def _summary(message: str) -> str:
+    """The error's first line without the path prefix, and its detail line when the first is generic."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = re.sub(r"^(error|Error): (/\S+: )?", "", lines[0])
+    if first.endswith(":") and len(lines) > 1:
+        first += " " + lines[1]
+    return first
+
+
 def _same_tree(a: Path, b: Path) -> bool:
     files = lambda root: {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
     return a.is_dir() and files(a) == files(b)
@@ -349,6 +363,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fuzz-seed", type=int, default=12)
     parser.add_argument("--fuzz-scale", type=int, default=1, help="multiplies the fuzz test's case counts")
+    parser.add_argument("--only", nargs="*", help="sections to run: models recipes_and_data targets "
+                                                  "machines writes_outside fuzz (default: all)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="edgeprune-hostile-"))
     os.environ["EDGEPRUNE_CACHE"] = str(root / "cache")
@@ -356,17 +372,21 @@ def main() -> None:
         bench = Bench(root)
         for section in (bench.models, bench.recipes_and_data, bench.targets, bench.machines,
                         bench.writes_outside):
+            if args.only and section.__name__ not in args.only:
+                continue
             try:
                 section()
             except Exception as exc:  # a broken case must not hide the others
                 bench.rows.append((f"{section.__name__}: BENCHMARK ERROR", "-", repr(exc)[:90], "-", "-", "-"))
         header = ("case", "exit", "message", "payload", "leftovers", "previous output")
         rows = [header] + [tuple(str(c) for c in row) for row in bench.rows]
-        widths = [min(90, max(len(r[i]) for r in rows)) for i in range(len(header))]
+        widths = [min(110, max(len(r[i]) for r in rows)) for i in range(len(header))]
         for i, row in enumerate(rows):
             print(" | ".join(cell[:w].ljust(w) for cell, w in zip(row, widths)))
             if i == 0:
                 print("-+-".join("-" * w for w in widths))
+        if args.only and "fuzz" not in args.only:
+            return
         started = time.monotonic()
         totals = bench.fuzz(args.fuzz_seed, args.fuzz_scale)
         by_code = collections.Counter()

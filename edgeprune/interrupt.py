@@ -47,15 +47,16 @@ def call_interruptibly(fn: Callable[..., T], *args, **kwargs) -> T:
 
 
 def _handle(signum, frame):
-    if received:  # already unwinding: let the cleanup finish
-        return
+    if received:  # a second signal while cleaning up: stop now (the next run removes what is left)
+        os._exit(128 + received[0])
     received.append(signum)
     raise KeyboardInterrupt
 
 
 def install_handlers() -> None:
-    """SIGTERM (and SIGINT) unwind the main thread like Ctrl-C, once; a second signal during
-    the cleanup is ignored so the cleanup completes."""
+    """SIGTERM (and SIGINT) unwind the main thread like Ctrl-C: staging and temporary folders
+    are removed on the way out. A second signal ends the process at once; what it leaves is
+    removed by the next run."""
     signal.signal(signal.SIGTERM, _handle)
     signal.signal(signal.SIGINT, _handle)
 

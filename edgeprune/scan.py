@@ -185,16 +185,9 @@ def _metadata_nodes(path: Path, where: str) -> Iterator[tuple[int, str, dict]]:
     from . import keras_env
 
     keras_env.keras()
-    from google.protobuf.message import DecodeError
     from tf_keras.protobuf import saved_metadata_pb2
 
-    meta = saved_metadata_pb2.SavedMetadata()
-    try:
-        meta.ParseFromString(path.read_bytes())
-    except (DecodeError, OSError, ValueError) as exc:
-        raise InputError(f"corrupt keras_metadata.pb ({exc})", where=where,
-                         expected="a SavedModel written by tf_keras model.save()",
-                         fix="save or copy the model again") from None
+    meta = _parse(saved_metadata_pb2.SavedMetadata(), path, where)
     for node in meta.nodes:
         try:
             metadata = json.loads(node.metadata) if node.metadata else {}
@@ -211,18 +204,23 @@ def _scan_graphs(path: Path, where: str) -> None:
     from . import keras_env
 
     keras_env.tf()
-    from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import saved_model_pb2
 
-    saved = saved_model_pb2.SavedModel()
+    for meta_graph in _parse(saved_model_pb2.SavedModel(), path, where).meta_graphs:
+        _scan_meta_graph(meta_graph, where)
+
+
+def _parse(message, path: Path, where: str):
+    """``message`` filled from the file at ``path``; a damaged file is an InputError."""
+    from google.protobuf.message import DecodeError
+
     try:
-        saved.ParseFromString(path.read_bytes())
-    except (DecodeError, OSError, ValueError) as exc:
-        raise InputError(f"corrupt saved_model.pb ({exc})", where=where,
+        message.ParseFromString(path.read_bytes())
+    except (DecodeError, OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"corrupt {path.name} ({exc})", where=where,
                          expected="a SavedModel written by tf_keras model.save()",
                          fix="save or copy the model again") from None
-    for meta_graph in saved.meta_graphs:
-        _scan_meta_graph(meta_graph, where)
+    return message
 
 
 def _scan_meta_graph(meta_graph, where: str) -> None:
