@@ -28,7 +28,7 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "integration")]
 
 import numpy as np  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
@@ -328,8 +328,9 @@ class Bench:
     # ---------------------------------------------------------------- fuzz
 
     def fuzz(self, seed: int, scale: int) -> collections.Counter:
-        per_kind = {k: v * scale for k, v in {"recipe": 36, "target": 36, "data": 40, "model": 40,
-                                              "check": 50}.items()}
+        from test_fuzz import PER_KIND  # the CI test's mix
+
+        per_kind = {k: v * scale for k, v in PER_KIND.items()}
         self.reset()
         totals: collections.Counter = collections.Counter()
         bad = []

@@ -14,7 +14,7 @@ from fuzzing import cases, export_args, make_base, run_case
 
 from edgeprune.cli import cli
 
-PER_KIND = {"recipe": 36, "target": 36, "data": 40, "model": 40, "check": 50}
+PER_KIND = {"recipe": 30, "target": 30, "data": 40, "model": 40, "check": 62}
 
 
 @pytest.mark.slow
