@@ -1,6 +1,12 @@
 """edgeprune: compress, export and validate a Keras model for an edge device in one command."""
 
+import os
+
 __version__ = "0.1.0"
+
+# ONNX Runtime 1.2x+ writes telemetry files (~/.cache/Microsoft/DeveloperTools/.onnxruntime/)
+# unless this is set before its first session; a run writes only under --out and the cache.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __all__ = ["__version__", "run_export", "ExportOptions", "load_target", "EdgepruneError"]
 

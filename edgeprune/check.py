@@ -244,6 +244,10 @@ def load_reports_file(path: str | os.PathLike, *, what: str = "report") -> Any:
     except UnicodeDecodeError:
         raise InputError("not a UTF-8 text file", where=str(path),
                          expected=f"a {what} (report.json) written by edgeprune") from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply to read", where=str(path),
+                         expected=f"a {what} written by edgeprune",
+                         fix="regenerate the file; do not edit it by hand") from None
 
 
 def reports_by_target(data: Any, *, source: str) -> dict[str, dict]:

@@ -15,6 +15,20 @@ import click
 
 from . import __version__
 from .errors import EXIT_BUDGET, EXIT_OK, EdgepruneError
+from .limits import EPOCHS_MAX, SEED_MAX
+
+
+class _FiniteRange(click.FloatRange):
+    """click.FloatRange lets NaN through (every comparison with it is false)."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if value != value:
+            self.fail("nan is not a number in the range", param, ctx)
+        return value
+
+
+_FINITE_HEADROOM = _FiniteRange(min=0, max=10)
 
 
 class _Group(click.Group):
@@ -27,8 +41,10 @@ class _Group(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted: no output was written", err=True)
-            ctx.exit(130)
+            from .interrupt import exit_code
+
+            click.echo("interrupted: the previous output is untouched and nothing was left behind", err=True)
+            ctx.exit(exit_code())
 
 
 def _log(msg: str) -> None:
@@ -48,13 +64,14 @@ def cli() -> None:
               help="Output folder; the run writes OUT/TARGET/.")
 @click.option("--data", type=click.Path(path_type=Path), help="An .npz with x_train, y_train, x_test, y_test.")
 @click.option("--recipe", type=click.Path(path_type=Path), help="A recipe .toml; its sections replace the target's.")
-@click.option("--seed", type=int, help="Overrides the recipe's seed.")
-@click.option("--epochs", "finetune_epochs", type=click.IntRange(min=0), help="Fine-tuning epochs (overrides the recipe).")
-@click.option("--train-epochs", type=click.IntRange(min=1), help="Reference models only: training epochs.")
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), help=f"Overrides the recipe's seed (0 to {SEED_MAX}).")
+@click.option("--epochs", "finetune_epochs", type=click.IntRange(0, EPOCHS_MAX),
+              help="Fine-tuning epochs (overrides the recipe).")
+@click.option("--train-epochs", type=click.IntRange(1, EPOCHS_MAX), help="Reference models only: training epochs.")
 @click.option("--emit-c/--no-emit-c", default=None,
               help="Also write the deployed .tflite as C sources (default: the target's emit_c).")
 @click.option("--c-symbol", help="C name of the model array and prefix of the other names (default g_model).")
-@click.option("--arena-headroom", type=click.FloatRange(min=0, max=10),
+@click.option("--arena-headroom", type=_FINITE_HEADROOM,
               help="Fraction added to the measured arena for the ARENA_BYTES macro (default 0.1).")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout instead of the table.")
 def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_epochs, emit_c, c_symbol,
@@ -130,15 +147,15 @@ cli.add_command(check)
 cli.add_command(prepare_emulator)
 
 
-def _terminate(signum, frame):  # SIGTERM unwinds like Ctrl-C: staging folders are removed
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    import signal
+    from .interrupt import exit_if_interrupted, install_handlers
 
-    signal.signal(signal.SIGTERM, _terminate)
-    cli(prog_name="edgeprune")
+    install_handlers()  # SIGTERM unwinds like Ctrl-C: staging and temporary folders are removed
+    try:
+        cli(prog_name="edgeprune")
+    except SystemExit as done:
+        exit_if_interrupted(done.code if isinstance(done.code, int) else 1)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

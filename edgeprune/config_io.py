@@ -25,6 +25,9 @@ def read_toml(path: Path, *, what: str) -> dict:
                           fix="fix the syntax at the line and column given") from None
     except UnicodeDecodeError:
         raise ConfigError("not a text file", where=str(path), expected="UTF-8 TOML") from None
+    except RecursionError:
+        raise ConfigError("arrays or tables nested too deeply to read", where=str(path),
+                          fix="flatten the file; no setting nests more than a few levels") from None
 
 
 def validate_model(model: type[M], data: dict, *, source: str) -> M:

@@ -34,13 +34,9 @@ def load_npz(path: str | Path, *, input_shape: tuple[int, ...], num_classes: int
     where = str(path)
     if not path.is_file():
         raise InputError("no data file here", where=where, fix="pass an existing .npz with --data")
+    _check_archive(path, where)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in REQUIRED_KEYS if k not in npz.files]
-            if missing:
-                raise InputError(f"missing arrays: {', '.join(missing)}", where=where,
-                                 expected=f"arrays named {', '.join(REQUIRED_KEYS)}",
-                                 fix="save with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
             arrays = {k: npz[k] for k in REQUIRED_KEYS}
     except InputError:
         raise
@@ -50,9 +46,10 @@ def load_npz(path: str | Path, *, input_shape: tuple[int, ...], num_classes: int
                              where=where, expected="numeric arrays",
                              fix="convert to numeric numpy arrays before saving") from None
         raise InputError(f"cannot be read as .npz ({exc})", where=where,
-                         expected="a file written by numpy.savez") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(f"cannot be read as .npz ({exc})", where=where,
+                         expected="a file written by numpy.savez",
+                         fix="re-create the file; it may be truncated") from None
+    except Exception as exc:  # zipfile, zlib and numpy raise many kinds for damaged files
+        raise InputError(f"cannot be read as .npz ({type(exc).__name__}: {exc})", where=where,
                          expected="a file written by numpy.savez",
                          fix="re-create the file; it may be truncated") from None
 
@@ -71,6 +68,52 @@ def load_npz(path: str | Path, *, input_shape: tuple[int, ...], num_classes: int
                    sha256=array_digest(x_train, y_train, x_test, y_test))
 
 
+def _check_archive(path: Path, where: str) -> None:
+    """Before numpy reads anything: a zip archive holding the four arrays, each with a header
+    whose shape fits in the bytes stored (so a damaged header cannot ask for terabytes)."""
+    with path.open("rb") as fh:
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
+        raise InputError("this is a single .npy array, not an .npz archive", where=where,
+                         expected="an .npz with x_train, y_train, x_test, y_test",
+                         fix="save with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {info.filename: info for info in zf.infolist()}
+            missing = [k for k in REQUIRED_KEYS if f"{k}.npy" not in members]
+            if missing:
+                raise InputError(f"missing arrays: {', '.join(missing)}", where=where,
+                                 expected=f"arrays named {', '.join(REQUIRED_KEYS)}",
+                                 fix="save with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+            for key in REQUIRED_KEYS:
+                _check_member(zf, members[f"{key}.npy"], f"{where}: {key}")
+    except InputError:
+        raise
+    except Exception as exc:  # not a zip file, a damaged directory or header
+        raise InputError(f"cannot be read as .npz ({type(exc).__name__}: {exc})", where=where,
+                         expected="a file written by numpy.savez",
+                         fix="re-create the file; it may be truncated") from None
+
+
+def _check_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> None:
+    from numpy.lib import format as npy
+
+    with zf.open(info) as fh:
+        version = npy.read_magic(fh)
+        read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _fortran, dtype = read(fh, max_header_size=10_000)
+        header = fh.tell()
+    if dtype.hasobject:
+        raise InputError("holds Python objects (pickled arrays), which are never loaded",
+                         where=where, expected="numeric arrays",
+                         fix="convert to numeric numpy arrays before saving")
+    needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if needed > info.file_size - header:
+        raise InputError(f"its header declares shape {shape} ({needed:,} bytes) but the file holds "
+                         f"{info.file_size - header:,} bytes", where=where,
+                         expected="a complete array", fix="re-create the file; it is truncated or damaged")
+
+
 def _check_split(x: np.ndarray, y: np.ndarray, split: str, where: str,
                  input_shape: tuple[int, ...], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     xname, yname = f"x_{split}", f"y_{split}"
@@ -83,11 +126,13 @@ def _check_split(x: np.ndarray, y: np.ndarray, split: str, where: str,
                          fix="reshape the data, or check that the model and data belong together")
     if len(x) == 0:
         raise InputError(f"{xname} is empty", where=f"{where}: {xname}", expected="at least 1 sample")
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         bad = int(np.count_nonzero(~np.isfinite(x)))
-        raise InputError(f"{xname} holds {bad} NaN or infinite values", where=f"{where}: {xname}",
-                         expected="finite values", fix="clean or impute them before exporting")
+        raise InputError(f"{xname} holds {bad} values that are NaN, infinite or beyond float32's "
+                         "range (+-3.4e38)", where=f"{where}: {xname}",
+                         expected="finite float32 values", fix="clean, impute or rescale them before exporting")
     if y.ndim == 2 and y.shape[1] == num_classes and y.shape[1] > 1:
         y = np.argmax(y, axis=1)  # one-hot labels
     if y.ndim != 1 or len(y) != len(x):

@@ -21,6 +21,12 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 def tf() -> ModuleType:
     import warnings
 
+    # tf_keras reads and writes KERAS_HOME/keras.json (default ~/.keras) when imported: keep it
+    # in edgeprune's cache, so a user's keras.json cannot change results and nothing lands in ~.
+    from .reference import cache_dir
+
+    os.environ["KERAS_HOME"] = str(cache_dir() / "keras")
+
     # The converter and tf_keras warn about settings edgeprune chose on purpose
     # (legacy .h5 saving in tests, float I/O around an int8 model); keep the output readable.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(tensorflow|tf_keras)(\.|$)")

@@ -19,14 +19,17 @@ import numpy as np
 from . import __version__
 from .devices import RunRequest, RunResult, device_for
 from .errors import ConfigError, InputError
+from .finite import check_numbers
 from .measure.breakdown import breakdown_onnx, breakdown_tflite
 from .measure.latency import latency_stats
 from .measure.metrics import classification_metrics
 from .measure.size import sizes
 from .output import sha256_file, staged_dir
+from .preflight import preflight
 from .recipe import Recipe, load_recipe
 from .report.schema import ArtifactRecord, BudgetVerdict, Report, figure
 from .targets import TargetProfile, load_target
+from .tempdirs import run_scoped
 from .types import Artifact, CompressedModel, Dataset, SourceModel
 
 HOST_REQUEST = dict(warmup=50, repeats=300, min_time_s=0.0)
@@ -84,6 +87,7 @@ def resolve_inputs(opts: ExportOptions) -> tuple[TargetProfile, SourceModel, Dat
     from .compress.qat import check_recipe
 
     check_recipe(profile.recipe)  # a combination tfmot cannot do fails before any work
+    preflight(profile, Path(opts.out_dir) / profile.name, opts.log)  # output replaceable, device answers
 
     if is_ref:
         if opts.data is not None:
@@ -104,6 +108,7 @@ def resolve_inputs(opts: ExportOptions) -> tuple[TargetProfile, SourceModel, Dat
     if data.num_classes != source.num_classes:
         raise InputError(f"the data has {data.num_classes} classes, the model {source.num_classes} outputs",
                          where=source.origin)
+    check_numbers(source.model, data, recipe, where=f"{source.origin} on {data.source}")
     return profile, source, data
 
 
@@ -379,6 +384,7 @@ def judge_budgets(profile: TargetProfile, deploy: ArtifactRecord, baseline: Arti
 
 # ---------------------------------------------------------------- the flow
 
+@run_scoped  # temporary files in one folder, removed on any exit
 def run_export(opts: ExportOptions) -> ExportResult:
     started = time.perf_counter()
     log = opts.log
@@ -393,6 +399,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
     log(f"baseline accuracy {baseline.measurements['accuracy']['value']:.4f} on {len(data.x_test)} "
         f"test samples")
     compressed = compress(source, recipe, data, log=log)
+    check_numbers(compressed.model, data, recipe, where="the compressed model")
     compressed_rec = keras_record("compressed.keras", compressed.model, data, baseline_top1,
                                   "baseline.keras", {"steps": compressed.steps})
     final = Path(opts.out_dir) / profile.name

@@ -2,7 +2,9 @@
 
 A target profile carries a default recipe in its ``[recipe]`` table; a recipe
 file given with ``--recipe`` replaces whole sections of it (``prune``,
-``finetune``, ``quantize`` ...). Unknown keys and wrong types are errors.
+``finetune``, ``quantize`` ...). Unknown keys and wrong types are errors, and so
+are numbers that are not finite (``inf``, ``nan``) or outside their range (a
+seed outside 0..2**32-1, more than 10,000 epochs).
 
 Example (TOML)::
 
@@ -16,14 +18,16 @@ Example (TOML)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .limits import EPOCHS_MAX, SEED_MAX
 
 Precision = Literal["float32", "dynamic", "float16", "int8"]
 Format = Literal["tflite", "onnx"]
 
-_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class PruneSpec(BaseModel):
@@ -35,9 +39,9 @@ class PruneSpec(BaseModel):
     initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     final_sparsity: float = Field(0.75, ge=0.0, lt=1.0)
     scope: Literal["per_layer", "global"] = "per_layer"
-    block_size: tuple[int, int] = (1, 1)
+    block_size: tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]] = (1, 1)
     m_by_n: tuple[int, int] = (2, 4)
-    frequency: int = Field(10, ge=1)
+    frequency: int = Field(10, ge=1, le=1_000_000)
     importance: Literal["l1", "l2"] = "l1"
     per_layer: dict[str, float] = Field(default_factory=dict)
 
@@ -59,8 +63,8 @@ class PruneSpec(BaseModel):
 
 class FinetuneSpec(BaseModel):
     model_config = _STRICT
-    epochs: int = Field(4, ge=0)
-    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(4, ge=0, le=EPOCHS_MAX)
+    batch_size: int = Field(32, ge=1, le=1_048_576)
     learning_rate: float = Field(1e-3, gt=0.0)
 
 
@@ -70,7 +74,7 @@ class RegularizeSpec(BaseModel):
     model_config = _STRICT
     kind: Literal["l1", "l2", "group_lasso"] = "group_lasso"
     strength: float = Field(1e-4, gt=0.0)
-    epochs: int = Field(2, ge=1)
+    epochs: int = Field(2, ge=1, le=EPOCHS_MAX)
 
 
 class ClusterSpec(BaseModel):
@@ -78,7 +82,7 @@ class ClusterSpec(BaseModel):
     number_of_clusters: int = Field(16, ge=2, le=256)
     preserve_sparsity: bool = True
     centroid_init: Literal["kmeans++", "linear", "density-based", "random"] = "kmeans++"
-    epochs: int = Field(2, ge=0)
+    epochs: int = Field(2, ge=0, le=EPOCHS_MAX)
 
 
 class QatSpec(BaseModel):
@@ -86,12 +90,12 @@ class QatSpec(BaseModel):
 
     model_config = _STRICT
     preserve: Literal["none", "sparsity", "clusters", "sparsity_and_clusters"] = "none"
-    epochs: int = Field(2, ge=1)
+    epochs: int = Field(2, ge=1, le=EPOCHS_MAX)
 
 
 class Recipe(BaseModel):
     model_config = _STRICT
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     prune: PruneSpec | None = Field(default_factory=PruneSpec)
     finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
     regularize: RegularizeSpec | None = None
@@ -102,7 +106,7 @@ class Recipe(BaseModel):
     formats: tuple[Format, ...] = ("tflite", "onnx")
     deploy: str = "int8.tflite"
     tflite_sparse_encoding: Literal["auto", "always", "never"] = "auto"
-    representative_samples: int = Field(200, ge=1)
+    representative_samples: int = Field(200, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Recipe":

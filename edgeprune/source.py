@@ -1,8 +1,11 @@
 """Loading a user's model: tf_keras ``.keras``/``.h5`` files and SavedModel directories.
 
-Everything that can be checked without deserialising code is checked first: a
-Keras 3 file, a truncated archive, or a Lambda layer (arbitrary Python, unsafe
-to load) is refused with an InputError before tf_keras touches it.
+Everything that can be checked without deserialising anything is checked first:
+a Keras 3 file, a truncated archive, and anything that would run code when
+loaded (a Lambda layer, a custom class, a ``module`` to import, a SavedModel
+graph op that calls Python or reaches files: see :mod:`edgeprune.scan`) is
+refused with an InputError before tf_keras touches the file. After loading,
+the weights must be finite.
 """
 
 from __future__ import annotations
@@ -13,13 +16,12 @@ import zipfile
 from pathlib import Path
 
 from .errors import InputError
+from .scan import CODE_FIX, scan_config, scan_savedmodel
 from .types import SourceModel
 
 KERAS3_FIX = ("re-save the model with tf_keras (Keras 2): build and train it with "
               "`import tf_keras as keras`, or export a SavedModel with "
               "`tf.saved_model.save` from a tf_keras model")
-LAMBDA_FIX = ("replace each Lambda layer with a built-in layer or a registered custom "
-              "layer class, re-save, and export again")
 
 
 def file_digest(path: Path) -> str:
@@ -41,18 +43,21 @@ def load_model_file(path: str | Path) -> SourceModel:
                          fix="pass a .keras or .h5 file, a SavedModel directory, "
                              "or a reference model name (see `edgeprune models`)")
     if path.is_dir():
-        config = _savedmodel_config(path)
+        _check_savedmodel_files(path)
+        scan_savedmodel(path)
     elif path.suffix == ".keras":
-        config = _keras_zip_config(path)
+        scan_config(_keras_zip_config(path), str(path))
     elif path.suffix in (".h5", ".hdf5"):
-        config = _h5_config(path)
+        scan_config(_h5_config(path), str(path))
     else:
         raise InputError(f"unknown model format {path.suffix!r}", where=str(path),
                          expected="a .keras or .h5 file saved by tf_keras, or a SavedModel directory")
-    if config is not None:
-        _refuse_lambda(config, str(path))
     model = _load_with_tf_keras(path)
-    return describe(model, origin=str(path), sha256=file_digest(path))
+    source = describe(model, origin=str(path), sha256=file_digest(path))
+    from .finite import check_loaded_weights
+
+    check_loaded_weights(model, str(path))
+    return source
 
 
 def describe(model, *, origin: str, sha256: str, trained_here: bool = False) -> SourceModel:
@@ -69,10 +74,11 @@ def describe(model, *, origin: str, sha256: str, trained_here: bool = False) -> 
     if len(out_shape) != 1 or out_shape[0] is None or out_shape[0] < 2:
         raise InputError(f"the output shape is {out_shape}", where=origin,
                          expected="(num_classes,) scores or probabilities, num_classes >= 2")
-    for layer in model.layers:
-        if type(layer).__name__ == "Lambda":
-            raise InputError(f"layer {layer.name!r} is a Lambda layer", where=origin,
-                             expected="built-in or registered layers only", fix=LAMBDA_FIX)
+    for layer in model.layers:  # the scan refused these before loading; a second line of defence
+        kinds = {cls.__name__ for cls in type(layer).__mro__}
+        if "Lambda" in kinds or kinds & {"RevivedLayer", "RevivedNetwork", "RevivedInputLayer"}:
+            raise InputError(f"layer {layer.name!r} is a Lambda layer or was revived from a traced "
+                             "graph", where=origin, expected="built-in tf_keras layers only", fix=CODE_FIX)
     return SourceModel(model=model, input_shape=tuple(int(d) for d in in_shape),
                        num_classes=int(out_shape[0]), origin=origin, sha256=sha256,
                        trained_here=trained_here)
@@ -90,12 +96,15 @@ def _keras_zip_config(path: Path) -> dict:
             bad = zf.testzip()
     except InputError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
         raise InputError(f"corrupt or truncated .keras file ({exc})", where=str(path),
                          expected="a complete .keras archive", fix="save or copy the model again") from None
     if bad is not None:
         raise InputError(f"corrupt .keras file: member {bad!r} fails its checksum", where=str(path),
                          fix="save or copy the model again")
+    if not isinstance(meta, dict) or not isinstance(config, dict):
+        raise InputError("metadata.json or config.json is not a JSON object", where=str(path),
+                         expected="a .keras file saved by model.save()", fix="save or copy the model again")
     version = str(meta.get("keras_version", ""))
     if version.startswith("3"):
         raise InputError(f"this is a Keras {version} file; edgeprune compresses tf_keras (Keras 2) "
@@ -104,27 +113,35 @@ def _keras_zip_config(path: Path) -> dict:
     return config
 
 
-def _h5_config(path: Path) -> dict | None:
+def _h5_config(path: Path) -> dict:
     import h5py
 
     try:
         with h5py.File(path, "r") as fh:
             version = fh.attrs.get("keras_version", b"")
             raw = fh.attrs.get("model_config")
-    except OSError as exc:
-        raise InputError(f"corrupt or truncated .h5 file ({exc})", where=str(path),
+    except Exception as exc:  # h5py raises OSError, KeyError, ValueError ... for damaged files
+        raise InputError(f"corrupt or truncated .h5 file ({type(exc).__name__}: {exc})", where=str(path),
                          expected="an HDF5 file saved by tf_keras", fix="save or copy the model again") from None
-    version = version.decode() if isinstance(version, bytes) else str(version)
+    version = version.decode(errors="replace") if isinstance(version, bytes) else str(version)
     if version.startswith("3"):
         raise InputError(f"this is a Keras {version} file", where=str(path),
                          expected="a model saved by tf_keras 2.x", fix=KERAS3_FIX)
     if raw is None:
         raise InputError("the .h5 file holds weights but no model configuration", where=str(path),
                          expected="a whole model saved with model.save('model.h5')")
-    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    try:
+        config = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"the model configuration is not valid JSON ({exc})", where=str(path),
+                         fix="save or copy the model again") from None
+    if not isinstance(config, dict):
+        raise InputError("the model configuration is not a JSON object", where=str(path),
+                         fix="save or copy the model again")
+    return config
 
 
-def _savedmodel_config(path: Path) -> dict | None:
+def _check_savedmodel_files(path: Path) -> None:
     if not (path / "saved_model.pb").is_file():
         raise InputError("this directory is not a SavedModel (no saved_model.pb)", where=str(path),
                          expected="a directory written by model.save(DIR) or tf.saved_model.save")
@@ -132,24 +149,6 @@ def _savedmodel_config(path: Path) -> dict | None:
         raise InputError("this SavedModel has no Keras metadata", where=str(path),
                          expected="a SavedModel written from a tf_keras model (model.save(DIR))",
                          fix="save the tf_keras model itself, not a tf.Module or a Keras 3 export")
-    return None  # layers are checked after loading (a SavedModel holds traced graphs, not code)
-
-
-def _refuse_lambda(config: dict, where: str) -> None:
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("class_name") == "Lambda":
-                name = (node.get("config") or {}).get("name", "?")
-                raise InputError(f"layer {name!r} is a Lambda layer, which holds Python code that "
-                                 "is unsafe to deserialise", where=where,
-                                 expected="built-in or registered layers only", fix=LAMBDA_FIX)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(config)
 
 
 def _load_with_tf_keras(path: Path):
@@ -164,5 +163,4 @@ def _load_with_tf_keras(path: Path):
         raise InputError(f"tf_keras could not load the model ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''})", where=str(path),
                          expected="a model saved by tf_keras 2.x with built-in layers",
-                         fix="custom layers must be registered with "
-                             "keras.saving.register_keras_serializable; re-save the model") from None
+                         fix="save or copy the model again with tf_keras' model.save()") from None

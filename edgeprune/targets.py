@@ -16,8 +16,10 @@ from .config_io import read_toml, validate_model
 from .errors import ConfigError
 from .recipe import Recipe, _listify
 
-_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# device.python runs on the board with edgeprune's runner as its argument: a Python, nothing else
+_PYTHON = re.compile(r"(~/|/)?([A-Za-z0-9_.+-]+/)*python[A-Za-z0-9_.+-]*")
 
 
 class RuntimeSpec(BaseModel):
@@ -58,13 +60,17 @@ class SshDevice(BaseModel):
 
     @model_validator(mode="after")
     def _safe(self) -> "SshDevice":
+        from .devices.ssh_options import check_ssh_option
+
         for label, value in (("host", self.host), ("user", self.user or "x"),
                              ("python", self.python)):
             if value.startswith("-") or any(c.isspace() or c in ";&|`$<>\"'\\" for c in value):
                 raise ValueError(f"device.{label} = {value!r} holds characters not allowed there")
+        if not _PYTHON.fullmatch(self.python):
+            raise ValueError(f"device.python = {self.python!r} must name a Python interpreter: a "
+                             "file name starting with 'python' (python3, ~/venv/bin/python)")
         for opt in self.ssh_options:
-            if not re.fullmatch(r"[A-Za-z]+=[^\s;&|`$<>\"'\\]*", opt):
-                raise ValueError(f"ssh_options entry {opt!r} must look like Name=value")
+            check_ssh_option(opt)
         return self
 
 

@@ -85,3 +85,26 @@ def tiny_int8_tflite(tmp_path_factory, tiny_cnn, tiny_data):
     path = tmp_path_factory.mktemp("tiny-int8") / "model_int8.tflite"
     path.write_bytes(to_tflite(tiny_cnn, "int8", representative=tiny_data.x_train[:50]))
     return path
+
+
+MINI_RECIPE = ('quantize = ["int8"]\nformats = ["tflite"]\nfinetune = { epochs = 0 }\n'
+               'representative_samples = 8\ntflite_sparse_encoding = "never"\n')
+
+
+@pytest.fixture
+def mini_export(tmp_path, keras):
+    """The smallest complete export's inputs (a 16 -> 3 Dense model as .h5, 24 samples, an int8
+    TFLite-only recipe without fine-tuning): ``{"model", "data", "recipe", "out"}`` paths and
+    ``"args"``, the ``export`` command line for them."""
+    keras_env.set_seed(0)
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(3, name="head")])
+    model.save(tmp_path / "m.h5")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.random((16, 16), dtype=np.float32), y_train=np.arange(16) % 3,
+             x_test=rng.random((8, 16), dtype=np.float32), y_test=np.arange(8) % 3)
+    (tmp_path / "r.toml").write_text(MINI_RECIPE)
+    paths = {"model": tmp_path / "m.h5", "data": tmp_path / "d.npz", "recipe": tmp_path / "r.toml",
+             "out": tmp_path / "out"}
+    paths["args"] = ["export", str(paths["model"]), "--data", str(paths["data"]), "--recipe",
+                     str(paths["recipe"]), "--target", "host", "--out", str(paths["out"])]
+    return paths

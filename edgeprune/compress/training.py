@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .. import keras_env
+from ..finite import check_trained_weights
 from ..types import Dataset
 
 
@@ -39,7 +40,8 @@ def fit(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: fl
         callbacks: Sequence[Any] = (), phase: str, history: dict[str, list[float]],
         compile_model: bool = True) -> None:
     """Fine-tune ``model`` on ``data`` and append its per-epoch metrics to ``history``
-    under ``"<phase>.<metric>"`` (loss, accuracy, val_loss, val_accuracy)."""
+    under ``"<phase>.<metric>"`` (loss, accuracy, val_loss, val_accuracy). Weights that are
+    no longer finite afterwards (a diverged phase) are a ConfigError naming the phase."""
     if epochs <= 0:
         return
     if compile_model:
@@ -49,3 +51,4 @@ def fit(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: fl
                        shuffle=True, verbose=0)
     for metric, values in result.history.items():
         history.setdefault(f"{phase}.{metric}", []).extend(float(v) for v in values)
+    check_trained_weights(model, phase, learning_rate)  # a diverged phase stops here, named

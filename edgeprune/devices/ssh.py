@@ -10,6 +10,13 @@ cannot inject shell syntax (the schema also rejects shell characters).
 One run: ``mktemp -d`` on the board, copy the runner and the job there, run
 ``PYTHON runner.py JOBDIR`` with the profile's timeout, copy ``outputs.npy``
 back, and always remove the remote folder.
+
+Before any work, :meth:`SshDevice.preflight` connects once and checks that the
+board's Python imports numpy and the target's runtime, so an unreachable or
+unprepared board fails in seconds rather than after fine-tuning and export.
+Option values from the profile are checked against an allow-list
+(:mod:`edgeprune.devices.ssh_options`): no profile can make ssh run a local
+program.
 """
 
 from __future__ import annotations
@@ -28,6 +35,33 @@ from .job import op_rows, write_job
 
 # ssh exits 255 when the connection or authentication failed
 _SSH_FAILED = 255
+# ONNX Runtime 1.2x+ writes telemetry files under ~/.cache/Microsoft unless told not to
+_REMOTE_ENV = "ORT_DISABLE_TELEMETRY=1"
+# What the pre-flight runs on the board: the imports the runner will need, as JSON.
+_PREFLIGHT = """\
+import json, sys
+out = {"python": sys.version.split()[0]}
+if sys.version_info < (3, 9):
+    out["error"] = "Python %s is older than 3.9" % out["python"]
+try:
+    import numpy
+    out["numpy"] = numpy.__version__
+except Exception as exc:
+    out.setdefault("error", "numpy is not importable: %s" % exc)
+errors = []
+for name in MODULES:
+    try:
+        __import__(name)
+        out["runtime"] = name
+        break
+    except Exception as exc:
+        errors.append("%s: %s" % (name, exc))
+else:
+    out.setdefault("error", "no runtime importable: " + "; ".join(errors))
+print(json.dumps(out))
+"""
+_RUNTIME_MODULES = {"litert": ["ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite"],
+                    "onnxruntime": ["onnxruntime"]}
 
 
 class SshDevice:
@@ -118,6 +152,37 @@ class SshDevice:
         return DeviceError(f"{problem} during {what}: {message}", where=self.describe(),
                            expected="a host reachable with ssh key authentication", fix=fix)
 
+    # ------------------------------------------------------------------ pre-flight
+
+    def preflight(self) -> dict:
+        """Connect once and check the board's Python, numpy and runtime; seconds, before any work."""
+        modules = _RUNTIME_MODULES.get(self.profile.runtime.engine, [])
+        code = _PREFLIGHT.replace("MODULES", repr(modules))
+        line = f"{_REMOTE_ENV} {self._python_word()} -c {shlex.quote(code)}"
+        proc = self._call(self._ssh_line(line), what="the pre-flight check of the board",
+                          timeout=float(self.device.connect_timeout_s) + 30.0)
+        found = None
+        for text in reversed(proc.stdout.strip().splitlines()):
+            try:
+                found = json.loads(text)
+                break
+            except ValueError:
+                continue
+        python = self.device.python
+        if not isinstance(found, dict):
+            detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DeviceError(f"{python} did not run on the board (exit {proc.returncode}): {detail}",
+                              where=f"{self.describe()}: device.python",
+                              expected="Python 3.9 or newer with numpy",
+                              fix="install Python 3 and numpy on the board, or point device.python at "
+                                  "the right interpreter")
+        if "error" in found:
+            raise DeviceError(found["error"], where=f"{self.describe()}: device.python = {python}",
+                              expected="Python 3.9+, numpy and the runtime importable by that python",
+                              fix=f"on the board: {python} -m pip install numpy ai-edge-litert "
+                                  "(or onnxruntime, or tflite-runtime)")
+        return found
+
     # ------------------------------------------------------------------ a run
 
     def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
@@ -158,7 +223,7 @@ class SshDevice:
 
     def _run_runner(self, remote_dir: str, artifact: Path) -> dict:
         python = self.device.python
-        line = " ".join([self._python_word(), shlex.quote(f"{remote_dir}/runner.py"),
+        line = " ".join([_REMOTE_ENV, self._python_word(), shlex.quote(f"{remote_dir}/runner.py"),
                          shlex.quote(remote_dir)])
         proc = self._call(self._ssh_line(line), what="running the model on the board",
                           timeout=float(self.device.run_timeout_s))

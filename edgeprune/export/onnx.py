@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import keras_env
 from ..errors import UnsupportedError
+from ..interrupt import call_interruptibly
 
 OPSET = 17
 
@@ -21,7 +22,7 @@ def to_onnx_float(model, input_shape: tuple[int, ...], path: Path, opset: int = 
 
     spec = (tf.TensorSpec((None, *input_shape), tf.float32, name="input"),)
     try:
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+        proto, _ = call_interruptibly(tf2onnx.convert.from_keras, model, input_signature=spec, opset=opset)
     except Exception as exc:
         raise UnsupportedError(f"tf2onnx could not convert the model: {str(exc).splitlines()[0]}",
                                where="export.onnx",
@@ -91,10 +92,16 @@ def to_onnx_int8(float_path: Path, path: Path, representative: np.ndarray) -> di
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=False)
         input_name = onnx.load(str(pre)).graph.input[0].name
-        quantize_static(str(pre), str(path), _Calibration(input_name, representative),
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=CalibrationMethod.MinMax)
+        try:
+            quantize_static(str(pre), str(path), _Calibration(input_name, representative),
+                            quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                            weight_type=QuantType.QInt8, per_channel=True,
+                            calibrate_method=CalibrationMethod.MinMax)
+        except AssertionError as exc:  # "scale issue": a NaN range in the calibration
+            raise UnsupportedError(f"the ONNX int8 quantizer found no finite scale ({exc})",
+                                   where="export.onnx int8",
+                                   fix="the model computes NaN on the calibration samples: check the "
+                                       "data and weights for non-finite or huge values") from None
     return {"quantizer": f"onnxruntime.quantization {onnxruntime.__version__}", "format": "QDQ",
             "activations": "int8", "weights": "int8 per-channel", "calibration": "MinMax",
             "calibration_samples": int(len(representative))}

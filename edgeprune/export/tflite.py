@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import keras_env
 from ..errors import UnsupportedError
+from ..interrupt import call_interruptibly
 
 PRECISIONS = ("float32", "dynamic", "float16", "int8")
 
@@ -50,7 +51,7 @@ def to_tflite(model, precision: str, *, representative: np.ndarray | None = None
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     try:
-        return converter.convert()
+        return call_interruptibly(converter.convert)  # a long C call: SIGTERM must not wait for it
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedError(f"the TFLite converter failed for {precision}: {first}",

@@ -141,22 +141,41 @@ def test_export_keeps_previous_output_when_run_fails(exported, tmp_path):
     assert sorted(p.name for p in folder.parent.iterdir()) == ["host"]
 
 
-def test_export_interrupted_leaves_previous_output_intact(exported):
+def test_export_interrupted_leaves_previous_output_intact(exported, tmp_path):
+    """SIGTERM while the TFLite converter runs: the process ends within 2 s, the previous
+    output is untouched, and nothing is left in the cache, HOME or the system temp folder."""
     import signal
     import time
+    from pathlib import Path
 
     folder, _ = exported
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    home, systmp = tmp_path / "home", tmp_path / "systmp"
+    home.mkdir()
+    systmp.mkdir()
     cmd = [sys.executable, "-m", "edgeprune", "export", "--target", "host", "--out", str(folder.parent),
            "--train-epochs", "10", "--epochs", "3", "--seed", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(p.name.startswith(".host.partial-")
-                                                  for p in folder.parent.iterdir()):
-        time.sleep(0.05)
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "TMPDIR": str(systmp)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    runs = Path(os.environ["EDGEPRUNE_CACHE"]) / "tmp"
+    deadline = time.monotonic() + 300
+    converting = False
+    while proc.poll() is None and time.monotonic() < deadline and not converting:
+        # the converter's temporary SavedModel lies in this run's temporary folder
+        converting = any(p.is_dir() for run in runs.glob(f"run-{proc.pid}-*") for p in run.glob("tmp*"))
+        time.sleep(0.02)
+    assert converting, "the export never reached the TFLite conversion"
+    sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
-    assert "no output was written" in err
+    took = time.monotonic() - sent
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert took < 2.0, f"SIGTERM took {took:.2f}s"
+    assert "interrupted" in err and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert sorted(p.name for p in folder.parent.iterdir()) == ["host"]
+    gone = time.monotonic() + 5  # a converter still in its worker thread: removed just after exit
+    while list(runs.glob(f"run-{proc.pid}-*")) and time.monotonic() < gone:
+        time.sleep(0.05)
+    assert list(runs.glob(f"run-{proc.pid}-*")) == []
+    assert list(home.rglob("*")) == [] and list(systmp.rglob("*")) == []

@@ -83,3 +83,20 @@ def test_help_does_not_import_tensorflow():
 @pytest.mark.parametrize("args", [["--help"], ["export", "--help"], ["bench", "--help"]])
 def test_help_exits_0(args):
     assert _invoke(*args).exit_code == 0
+
+
+@pytest.mark.parametrize("seed", ["99999999999", "-1"])
+def test_export_exits_2_when_seed_outside_32_bits(tmp_path, seed):
+    result = _invoke("export", "--target", "host", "--seed", seed, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and "--seed" in result.output and "4294967295" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_exits_2_when_data_is_a_npy_named_npz(tmp_path, make_tiny_cnn):
+    make_tiny_cnn().save(tmp_path / "m.keras")
+    np.save(tmp_path / "d.npy", np.zeros((10, 8, 8, 1), np.float32))
+    (tmp_path / "d.npy").rename(tmp_path / "d.npz")
+    result = _invoke("export", str(tmp_path / "m.keras"), "--target", "host", "--data",
+                     str(tmp_path / "d.npz"), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and "single .npy array" in result.output
+    assert not (tmp_path / "out").exists()

@@ -64,3 +64,20 @@ def test_load_npz_accepts_one_hot_labels(tmp_path):
     y = np.eye(10)[np.arange(20) % 10]
     data = load_npz(_save(tmp_path, y_train=y), input_shape=SHAPE, num_classes=10)
     assert data.y_train[:3].tolist() == [0, 1, 2]
+
+
+def test_load_npz_refuses_header_larger_than_its_bytes_without_allocating(tmp_path):
+    path = _save(tmp_path)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"'shape': (20, 8, 8, 1)")
+    raw[at:at + 22] = b"'shape': (9999999999,)"  # same length: the archive stays readable
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="declares shape"):
+        load_npz(path, input_shape=SHAPE, num_classes=10)
+
+
+def test_load_npz_refuses_values_beyond_float32(tmp_path):
+    x = np.zeros((20, *SHAPE))
+    x[0, 0, 0, 0] = 1e39
+    with pytest.raises(InputError, match="beyond float32's range"):
+        load_npz(_save(tmp_path, x_train=x), input_shape=SHAPE, num_classes=10)

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from click.testing import CliRunner
+
+from edgeprune.cli import cli
 from edgeprune.devices import RunRequest, device_for
 from edgeprune.devices.ssh import SshDevice
 from edgeprune.errors import EXIT_BAD_INPUT, EXIT_DEVICE, ConfigError, DeviceError
@@ -176,7 +179,7 @@ def test_ssh_raises_device_error_when_key_not_authorized(sshd, int8_model):
 def test_ssh_raises_device_error_and_cleans_up_when_board_lacks_numpy(sshd, int8_model, tmp_path,
                                                                       remote_dirs):
     path, inputs = int8_model
-    bare = tmp_path / "bare-python"  # this interpreter without site-packages: no numpy
+    bare = tmp_path / "python-bare"  # this interpreter without site-packages: no numpy
     bare.write_text(f"#!/bin/sh\nexec {sys.executable} -I -S \"$@\"\n")
     bare.chmod(0o755)
     with pytest.raises(DeviceError, match="numpy is not importable") as info:
@@ -202,3 +205,86 @@ def test_ssh_command_quotes_every_remote_word(sshd):
     assert "BatchMode=yes" in cmd and "ConnectTimeout=5" in cmd
     assert cmd[cmd.index("-p") + 1] == str(sshd["port"])
     assert SshDevice(_profile(sshd, python="~/venv/bin/python"))._python_word() == '"$HOME"/venv/bin/python'
+
+
+def _board_toml(path: Path, sshd, options: list[str], **device) -> Path:
+    d = sshd["dir"]
+    spec = {"kind": "ssh", "host": "127.0.0.1", "port": sshd["port"], "user": getpass.getuser(),
+            "identity_file": str(d / "client_key"), "python": sys.executable, "connect_timeout_s": 5,
+            "ssh_options": [f"UserKnownHostsFile={d / 'known_hosts'}", "StrictHostKeyChecking=yes",
+                            *options]}
+    spec.update(device)
+    lines = [f"{k} = {v!r}".replace("'", '"') if not isinstance(v, (int, list)) else
+             f"{k} = {v}".replace("'", '"') for k, v in spec.items()]
+    path.write_text('description = "a board"\narch = "x86_64"\ncpu = "x86-64"\n'
+                    '[runtime]\nengine = "litert"\n[device]\n' + "\n".join(lines) + "\n")
+    return path
+
+
+def _payload(tmp_path: Path) -> tuple[Path, Path]:
+    marker = tmp_path / "ran"
+    script = tmp_path / "payload.sh"
+    script.write_text(f"#!/bin/sh\necho ran > {marker}\nexit 1\n")
+    script.chmod(0o755)
+    return script, marker
+
+
+def test_export_exits_2_and_never_runs_proxy_command_from_target_file(sshd, tmp_path):
+    script, marker = _payload(tmp_path)
+    board = _board_toml(tmp_path / "board.toml", sshd, [f"ProxyCommand={script}"])
+    result = CliRunner().invoke(cli, ["export", "--target", str(board), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "ProxyCommand" in result.output and "~/.ssh/config" in result.output
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["proxycommand={script}", "LocalCommand={script}",
+                                    "PermitLocalCommand=yes", "KnownHostsCommand={script}",
+                                    "PKCS11Provider={script}", "Include={script}", "Match=exec",
+                                    "ControlPath=/tmp/other-master", "ForwardAgent=yes",
+                                    "SetEnv=LD_PRELOAD=/tmp/x.so", "UserKnownHostsFile=%d/x",
+                                    "ProxyJump=jump$(touch)"])
+def test_ssh_profile_refuses_option_that_could_run_code(sshd, tmp_path, option):
+    script, marker = _payload(tmp_path)
+    board = _board_toml(tmp_path / "board.toml", sshd, [option.format(script=script)])
+    with pytest.raises(ConfigError, match="ssh_options") as info:
+        load_target(board)
+    assert info.value.exit_code == EXIT_BAD_INPUT and not marker.exists()
+
+
+def test_ssh_profile_accepts_allowed_options_in_any_case(sshd, tmp_path):
+    board = _board_toml(tmp_path / "board.toml", sshd, ["serveraliveinterval=5", "ProxyJump=pi@gw:2222"])
+    assert load_target(board).device.ssh_options[-2:] == ("serveraliveinterval=5", "ProxyJump=pi@gw:2222")
+
+
+def test_ssh_profile_refuses_python_that_is_not_a_python(sshd, tmp_path):
+    board = _board_toml(tmp_path / "board.toml", sshd, [], python="/sbin/reboot")
+    with pytest.raises(ConfigError, match="device.python"):
+        load_target(board)
+
+
+def test_ssh_preflight_reports_python_and_runtime(sshd):
+    found = SshDevice(_profile(sshd)).preflight()
+    assert found["runtime"] == "ai_edge_litert.interpreter" and "numpy" in found
+
+
+def test_ssh_preflight_raises_device_error_when_board_lacks_numpy(sshd, tmp_path):
+    bare = tmp_path / "python-bare"
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -I -S \"$@\"\n")
+    bare.chmod(0o755)
+    with pytest.raises(DeviceError, match="numpy is not importable"):
+        SshDevice(_profile(sshd, python=str(bare))).preflight()
+
+
+def test_export_exits_4_before_loading_the_model_when_board_unreachable(sshd, tmp_path, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before the device was checked")
+
+    monkeypatch.setattr("edgeprune.source.load_model_file", never)
+    board = _board_toml(tmp_path / "board.toml", sshd, [], port=_free_port())
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "m.keras"), "--data", str(tmp_path / "d.npz"),
+                                      "--target", str(board), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 4, result.output
+    assert "cannot connect" in result.output and time.monotonic() - started < 20
+    assert not (tmp_path / "out").exists()

@@ -73,3 +73,10 @@ def test_load_target_reports_toml_syntax_error(tmp_path):
     path = _write(tmp_path, "name = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_target(path)
+
+
+@pytest.mark.parametrize("line", ["max_latency_ms = inf", "max_accuracy_drop = nan"])
+def test_load_target_rejects_budget_that_is_not_finite(tmp_path, line):
+    path = _write(tmp_path, BASE + f"[budgets]\n{line}\n")
+    with pytest.raises(ConfigError, match="budgets"):
+        load_target(path)
