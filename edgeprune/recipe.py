@@ -7,10 +7,13 @@ file given with ``--recipe`` replaces whole sections of it (``prune``,
 Example (TOML)::
 
     prune = { schedule = "polynomial", final_sparsity = 0.75, structure = "unstructured" }
+    # prune = false                      # no pruning: post-training quantization only
     finetune = { epochs = 4 }
     quantize = ["float32", "dynamic", "float16", "int8"]
     formats = ["tflite", "onnx"]
     deploy = "int8.tflite"
+    task = { kind = "regression" }       # when the model and data cannot say (edgeprune.tasks.spec)
+    data = { scale = 0.00392156862745098 }   # reading image folders (edgeprune.datasets.spec)
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .datasets.spec import DataSpec
+from .tasks.spec import TaskSpec
 
 Precision = Literal["float32", "dynamic", "float16", "int8"]
 Format = Literal["tflite", "onnx"]
@@ -103,6 +109,14 @@ class Recipe(BaseModel):
     deploy: str = "int8.tflite"
     tflite_sparse_encoding: Literal["auto", "always", "never"] = "auto"
     representative_samples: int = Field(200, ge=1)
+    task: TaskSpec = Field(default_factory=TaskSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+
+    @field_validator("prune", "regularize", "cluster", "qat", mode="before")
+    @classmethod
+    def _off(cls, value):
+        """``prune = false`` in TOML (which has no null) turns a step off."""
+        return None if value is False else value
 
     @model_validator(mode="after")
     def _consistent(self) -> "Recipe":

@@ -1,8 +1,9 @@
-"""Fine-tuning shared by the compression techniques: compile for a classifier, fit, record.
+"""Fine-tuning shared by the compression techniques: compile for the task, fit, record.
 
-Every technique fine-tunes the same way (Adam, sparse categorical cross-entropy,
-accuracy), so the loss is chosen once, from the model's output: logits unless the
-last layer ends in a softmax.
+Every technique fine-tunes the same way: Adam and the loss of the data's task
+(:mod:`edgeprune.tasks`: cross-entropy for a classification output, mean squared error
+for a regression output). Data without a task is a classifier's: sparse categorical
+cross-entropy on logits unless the last layer ends in a softmax.
 """
 
 from __future__ import annotations
@@ -40,12 +41,20 @@ def fit(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: fl
         compile_model: bool = True) -> None:
     """Fine-tune ``model`` on ``data`` and append its per-epoch metrics to ``history``
     under ``"<phase>.<metric>"`` (loss, accuracy, val_loss, val_accuracy)."""
+    import numpy as np
+
+    from ..datasets.keras_io import fit_arguments
+
     if epochs <= 0:
         return
     if compile_model:
-        compile_classifier(model, learning_rate)
-    result = model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=batch_size,
-                       validation_data=(data.x_val, data.y_val), callbacks=list(callbacks),
-                       shuffle=True, verbose=0)
+        if data.task is not None:
+            data.task.compile(model, learning_rate)
+        else:
+            compile_classifier(model, learning_rate)
+    # Streamed data is shuffled by its own generator, seeded from numpy (seeded by the recipe).
+    seed = int(np.random.randint(2 ** 31 - 1)) if data.streamed else 0
+    result = model.fit(epochs=epochs, callbacks=list(callbacks), verbose=0,
+                       **fit_arguments(data, batch_size, seed))
     for metric, values in result.history.items():
         history.setdefault(f"{phase}.{metric}", []).extend(float(v) for v in values)

@@ -33,4 +33,5 @@ class LocalDevice:
                                        "see the recipe's quantize and tflite_sparse_encoding") from None
         return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
                          where=self.describe(), extra={"threads": result["threads"],
-                                                       "delegate": result["delegate"]})
+                                                       "delegate": result["delegate"],
+                                                       "outputs_layout": result["outputs_layout"]})
