@@ -130,9 +130,11 @@ def bench(artifact, target, repeats, as_json):
 
 from .check_cli import check  # noqa: E402  (each command lives in its own module)
 from .devices.commands import prepare_emulator  # noqa: E402
+from .validate_cli import validate  # noqa: E402
 
 cli.add_command(check)
 cli.add_command(prepare_emulator)
+cli.add_command(validate)
 
 
 def _terminate(signum, frame):  # SIGTERM unwinds like Ctrl-C: staging folders are removed

@@ -69,3 +69,21 @@ def tiny_cnn(keras, tiny_data):
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
     model.fit(tiny_data.x_train, tiny_data.y_train, epochs=3, batch_size=32, verbose=0)
     return model
+
+
+@pytest.fixture(scope="session")
+def keras3_models(tmp_path_factory):
+    """The small Keras 3 models of tests/keras3_models.py and their data, built once per
+    session in a Keras 3 process (tf_keras owns this one)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("keras3")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    script = Path(__file__).with_name("keras3_models.py")
+    proc = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

@@ -109,7 +109,7 @@ def _infer_output(sig: OutputSignature, y: np.ndarray, declared: Kind | None, wh
     shape = tuple(int(d) for d in sig.shape)
     vector = len(shape) == 1 and shape[0] >= 2
     like_output = tuple(y.shape[1:]) == shape or (shape == (1,) and y.ndim == 1)
-    label = (f"{yname} of shape {y.shape} ({'integer' if _integer_valued(y) else 'real'} values) for "
+    label = (f"targets of shape {y.shape} ({'integer' if _integer_valued(y) else 'real'} values) for "
              f"output {sig.name!r} of shape {shape}{' (softmax)' if sig.probabilities else ''}")
 
     def classification(how: str) -> OutputTask:
