@@ -16,16 +16,9 @@ from ..types import Dataset
 
 def outputs_probabilities(model) -> bool:
     """True when the model's last layer applies a softmax (so the loss takes probabilities)."""
-    last = model.layers[-1]
-    while hasattr(last, "layer"):  # pruning, clustering or quantization wrappers
-        last = last.layer
-    config = last.get_config()
-    activation = config.get("activation")
-    if isinstance(activation, dict):  # serialized activation
-        activation = activation.get("config", {}).get("name") or activation.get("class_name")
-    if last.__class__.__name__ == "Softmax":
-        return True
-    return activation == "softmax"
+    from ..sources.signature import ends_in_softmax
+
+    return ends_in_softmax(model.layers[-1])
 
 
 def compile_classifier(model, learning_rate: float) -> None:

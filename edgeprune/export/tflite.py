@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import keras_env
 from ..errors import UnsupportedError
-from .tflite_settings import PRECISIONS, configure  # noqa: F401  (PRECISIONS: part of this API)
+from .tflite_settings import configure
 
 
 def to_tflite(model, precision: str, *, representative: np.ndarray | None = None,

@@ -111,7 +111,8 @@ def test_export_multi_output_judges_each_output(tmp_path, keras, digits_flat):
         "y_train/digit": y[:450], "y_train/ink": ink[:450], "y_test/digit": y[450:], "y_test/ink": ink[450:]})
     _, report = _export(tmp_path, tmp_path / "mo.keras", tmp_path / "mo.npz")
     assert _m(report, "int8.tflite", "digit/accuracy") >= _m(report, "baseline.keras", "digit/accuracy") - 0.05
-    assert _m(report, "baseline.keras", "digit/accuracy") > 0.7 and _m(report, "int8.tflite", "ink/mse") < 0.01
+    assert _m(report, "baseline.keras", "digit/accuracy") > 0.7
+    assert _m(report, "int8.tflite", "ink/mse") < 2 * _m(report, "baseline.keras", "ink/mse") + 0.01
     drop = next(b for b in report["budgets"] if b["name"] == "max_accuracy_drop")
     assert drop["figure"] == "digit/accuracy"
 

@@ -110,7 +110,6 @@ def test_streamed_data_fits_from_disk_in_shuffled_batches(keras, tmp_path):
     x = np.random.default_rng(0).random((40, 4)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     mm = np.load(tmp_path / "x.npy", mmap_mode="r")
-    sig = ModelSignature((4,), "float32", (OutputSignature("out", (2,)),))
     from edgeprune.datasets import RawData
 
     raw = RawData(x={"train": mm, "test": mm[:8]}, y={"train": [np.arange(40) % 2], "test": [np.arange(8) % 2]},
