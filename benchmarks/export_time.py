@@ -18,12 +18,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import print_table, subprocess_env, work_folder
 
 MAKE = textwrap.dedent("""
     import os, sys
@@ -104,10 +103,8 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=128)
     ap.add_argument("--folder", type=Path, help="keep the model, data and outputs here")
     args = ap.parse_args()
-    folder = args.folder or Path(tempfile.mkdtemp(prefix="edgeprune-bench-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    folder = work_folder(args.folder, "edgeprune-bench-")
+    env = subprocess_env()
     if not (folder / "mobilenetv2.keras").is_file():
         print(f"training MobileNetV2 0.35 96x96 briefly ({args.train} + {args.test} samples) in {folder}")
         _run([sys.executable, "-c", MAKE, str(folder), str(args.train), str(args.test)], env)
@@ -123,13 +120,9 @@ def main() -> None:
              f"prune + fine-tune + strip + int8 TFLite; {accuracy.group(1) if accuracy else ''}"),
             ("edgeprune export --target host", f"{export_s:.1f}", f"{export_s / script_s:.2f}",
              f"4 TFLite precisions, 2 ONNX, validated; int8 accuracy {int8.group(1) if int8 else '?'}")]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
     print(f"MobileNetV2 alpha 0.35, 96x96, {args.train} train / {args.test} test samples, "
           f"{args.epochs} fine-tuning epochs, {os.cpu_count()} CPUs")
-    for n, row in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(rows)
     print(f"edgeprune {stages.group(0) if stages else '(no stage summary found)'}")
     print(f"goal: export at most 2x the script: {'met' if export_s <= 2 * script_s else 'NOT met'}")
 

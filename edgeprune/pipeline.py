@@ -8,7 +8,6 @@ artifact by a runtime (or is labelled an estimate).
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +18,14 @@ import numpy as np
 from . import __version__
 from .devices import RunRequest, RunResult, device_for
 from .errors import ConfigError, InputError
+from .evaluate import keras_outputs, keras_record, task_figures
 from .measure.breakdown import breakdown_onnx, breakdown_tflite
 from .measure.latency import latency_stats, spread_of
 from .measure.size import sizes
 from .output import sha256_file, staged_dir
 from .recipe import Recipe, load_recipe
 from .report.schema import ArtifactRecord, BudgetVerdict, Report, figure
+from .report.summary import data_summary, model_summary, task_notes
 from .targets import TargetProfile, load_target
 from .types import Artifact, CompressedModel, Dataset, SourceModel
 
@@ -124,36 +125,6 @@ def _with_recipe(profile: TargetProfile, recipe: Recipe, where: str) -> TargetPr
 
 
 # ---------------------------------------------------------------- baseline
-
-def keras_outputs(model, data: Dataset) -> list[np.ndarray]:
-    """The model's outputs on the test split, one array per output (read in batches)."""
-    from .datasets.keras_io import predict
-
-    return predict(model, data.x_test, batch_size=256)
-
-
-def keras_record(name: str, model, data: Dataset, reference: list[np.ndarray] | None,
-                 parent: str | None, settings: dict, outputs: list[np.ndarray] | None = None) -> ArtifactRecord:
-    """The task's metrics of a Keras model on the test split; ``reference`` is the baseline's
-    outputs (for agreement), ``outputs`` this model's when already computed."""
-    from . import keras_env
-
-    outputs = keras_outputs(model, data) if outputs is None else outputs
-    by = (f"keras {model.bridge.info['keras']} (Keras 3 process) on local {platform.machine()}"
-          if hasattr(model, "bridge") else f"tf_keras {keras_env.keras().__version__} on local {platform.machine()}")
-    meas = task_figures(data, outputs, reference, by)
-    meas["parameters"] = figure(int(model.count_params()), "count", "count_params")
-    return ArtifactRecord(name=name, format="keras", precision="float32", parent=parent,
-                          settings=settings, measurements=meas)
-
-
-def task_figures(data: Dataset, outputs: list[np.ndarray], reference: list[np.ndarray] | None,
-                 by: str) -> dict:
-    from .tasks import metric_unit
-
-    metrics = data.task.evaluate(outputs, data.targets("test"), reference)
-    return {k: figure(v, metric_unit(k), by) for k, v in metrics.items()}
-
 
 # ---------------------------------------------------------------- export
 
@@ -465,26 +436,6 @@ def run_export(opts: ExportOptions) -> ExportResult:
     log(clock.summary())
     return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started,
                         stages=dict(clock.seconds))
-
-
-def model_summary(source: SourceModel, data: Dataset) -> dict:
-    out = {"source": source.origin, "sha256": source.sha256, "input_shape": list(source.input_shape),
-           "num_classes": source.num_classes or None, "parameters": int(source.model.count_params()),
-           "task": data.task.describe()}
-    if source.bridge is not None:
-        out["keras3"] = source.bridge.describe()
-    return out
-
-
-def data_summary(data: Dataset) -> dict:
-    return {"source": data.source, "sha256": data.sha256, "train_samples": len(data.x_train),
-            "test_samples": len(data.x_test), "settings": data.settings}
-
-
-def task_notes(profile: TargetProfile, data: Dataset) -> list[str]:
-    from .tasks.budget import budget_notes
-
-    return budget_notes(profile.budgets, data.task, profile.name)
 
 
 def _add_sparsity(measurements: dict[str, dict], artifacts: list[Artifact],

@@ -43,10 +43,10 @@ class ValidateOptions:
 def run_validate(opts: ValidateOptions):
     from . import __version__
     from .output import sha256_file, staged_dir
-    from .pipeline import (ExportResult, _firmware, _manifest, _notes, _target_summary, data_summary,
-                           judge_budgets, task_notes, validate)
+    from .pipeline import ExportResult, _firmware, _manifest, _notes, _target_summary, judge_budgets, validate
     from .recipe import load_recipe
     from .report.schema import ArtifactRecord, Report
+    from .report.summary import data_summary, task_notes
     from .sources.external import describe_artifact
     from .targets import load_target
     from .tasks.budget import check_budget_metric
@@ -129,7 +129,7 @@ def reference_record(model: str, data, log):
     """(the reference's ArtifactRecord, its outputs on the test split)."""
     import platform
 
-    from .pipeline import keras_outputs, task_figures
+    from .evaluate import keras_outputs, task_figures
     from .report.schema import ArtifactRecord
     from .sources import model_kind
 

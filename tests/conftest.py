@@ -83,6 +83,9 @@ def keras3_models(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     script = Path(__file__).with_name("keras3_models.py")
+    from edgeprune.sources.keras3 import worker
+
+    worker()  # the exports' Keras 3 process starts (imports TensorFlow) while the models are built
     proc = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

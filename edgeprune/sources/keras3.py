@@ -176,6 +176,9 @@ class Keras3Bridge:
         self.config = read_config(self.path)
         self.worker = worker()
         log(f"reading the Keras 3 model in a Keras 3 process ({self.path.name})")
+        from .. import keras_env
+
+        keras_env.keras()  # imported here while the worker imports Keras 3: both take seconds
         self.weights = self.worker.path("weights.npz")
         reply = self.worker.call("load", path=str(self.path), weights=self.weights)
         if not reply["ok"]:
