@@ -6,7 +6,7 @@
 briefly with seed 0 on scikit-learn's digits or on token sequences:
 
     cnn.keras          Sequential: Conv2D, BatchNormalization, MaxPooling2D, Dense softmax
-    residual.keras     functional: two Conv2D joined by a residual Add, ReLU, pooling, logits
+    residual.keras     functional: two Conv2D joined by a residual Add, ReLU, pooling, Flatten, logits
     transformer.keras  functional: token Embedding, MultiHeadAttention, residual Add,
                        LayerNormalization, GlobalAveragePooling1D, logits
     ops.keras          functional with a keras.ops call (no tf_keras layer for it)
@@ -52,7 +52,7 @@ def main(out: str) -> None:
     h = layers.Conv2D(8, 3, padding="same", activation="relu", name="stem")(inp)
     branch = layers.Conv2D(8, 3, padding="same", name="branch")(h)
     h = layers.ReLU()(layers.Add(name="residual")([h, branch]))
-    out_ = layers.Dense(10, name="logits")(layers.GlobalAveragePooling2D()(h))
+    out_ = layers.Dense(10, name="logits")(layers.Flatten()(layers.MaxPooling2D()(h)))
     residual = keras.Model(inp, out_, name="residual_cnn")
     residual.compile("adam", logits, metrics=["accuracy"])
     residual.fit(x[:450], y[:450], epochs=15, batch_size=32, verbose=0)

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import InputError
-from ..types import Dataset, ModelSignature
 from .spec import DataSpec
+
+if TYPE_CHECKING:  # numpy is imported where used: `edgeprune targets` reads recipes without it
+    import numpy as np
+
+    from ..types import Dataset, ModelSignature
 
 VALIDATION_FRACTION = 0.1   # of the training split, when no validation split is given
 
@@ -63,6 +65,7 @@ def finish(raw: RawData, task) -> Dataset:
     """The :class:`Dataset` for ``task``: targets checked and converted, a validation split
     (the last 10% of the training split when none was given), the digest."""
     from ..tasks.infer import prepare_targets
+    from ..types import Dataset
 
     y = {split: prepare_targets(task, raw.y[split], len(raw.x[split]), raw.where, raw.names[split])
          for split in raw.x}
@@ -93,6 +96,8 @@ def finish(raw: RawData, task) -> Dataset:
 def load_dataset(data: Any, signature: ModelSignature, recipe, *, custom=None,
                  log=lambda msg: None) -> Dataset:
     """Read ``data``, infer the task from the model and its targets, and finish the data set."""
+    import numpy as np
+
     from ..tasks.infer import infer_task
 
     raw = read_data(data, signature, recipe.data, log)

@@ -20,11 +20,10 @@ API only) is reported under its function's name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
-import numpy as np
-
-from ..measure.metrics import classification_metrics, regression_metrics
+if TYPE_CHECKING:  # numpy is imported where used: `edgeprune targets` reads recipes without it
+    import numpy as np
 
 Kind = Literal["classification", "regression"]
 Direction = Literal["higher", "lower"]
@@ -59,6 +58,10 @@ class OutputTask:
 
     def metrics(self, outputs: np.ndarray, targets: np.ndarray,
                 reference: np.ndarray | None) -> dict[str, float]:
+        import numpy as np
+
+        from ..measure.metrics import classification_metrics, regression_metrics
+
         if self.kind == "classification":
             ref_top1 = None if reference is None else np.argmax(reference.reshape(len(reference), -1), 1)
             return classification_metrics(outputs, targets, self.num_classes, ref_top1)
@@ -183,6 +186,8 @@ def metric_unit(metric: str) -> str:
 
 
 def custom_value(metric: CustomMetric, outputs, targets, multi: bool) -> float:
+    import numpy as np
+
     from ..errors import InputError
 
     y_pred = list(outputs) if multi else outputs[0]
