@@ -67,6 +67,13 @@ def render(report: dict) -> str:
         if art["format"] == "c_array":
             extra.append(f"{art['name']}: C sources {', '.join(art['settings']['files'])}, "
                          f"arena macro {art['settings']['arena_bytes']:,} bytes")
+    k3 = report.get("model", {}).get("keras3")
+    if k3 and k3.get("parity"):
+        extra.insert(0, f"model: Keras {k3['keras_version']} file rebuilt in {k3['rebuilt_in']}; outputs match "
+                        f"Keras 3 on {k3['parity']['samples']} test samples (max |diff| "
+                        f"{k3['parity']['max_abs_diff']:.3g})")
+    elif k3:
+        extra.insert(0, f"model: Keras {k3['keras_version']} file converted as it is ({k3['why']})")
     if extra:
         lines.append("")
         lines.extend(extra)
