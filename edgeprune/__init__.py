@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 # unless this is set before its first session; a run writes only under --out and the cache.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-__all__ = ["__version__", "run_export", "ExportOptions", "load_target", "EdgepruneError"]
+__all__ = ["__version__", "run_export", "ExportOptions", "run_validate", "ValidateOptions", "load_target",
+           "EdgepruneError"]
 
 
 def __getattr__(name):  # lazy: importing edgeprune must not import TensorFlow
@@ -16,6 +17,10 @@ def __getattr__(name):  # lazy: importing edgeprune must not import TensorFlow
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name in ("run_validate", "ValidateOptions"):
+        from . import validate_external
+
+        return getattr(validate_external, name)
     if name == "load_target":
         from .targets import load_target
 

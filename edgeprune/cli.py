@@ -62,7 +62,8 @@ def cli() -> None:
 @click.option("--target", "-t", required=True, help="Target name (see `edgeprune targets`) or a profile .toml.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
               help="Output folder; the run writes OUT/TARGET/.")
-@click.option("--data", type=click.Path(path_type=Path), help="An .npz with x_train, y_train, x_test, y_test.")
+@click.option("--data", help="An .npz with x_train, y_train, x_test, y_test; a folder of image class folders; "
+                             "or a loader MODULE:FUNCTION.")
 @click.option("--recipe", type=click.Path(path_type=Path), help="A recipe .toml; its sections replace the target's.")
 @click.option("--seed", type=click.IntRange(0, SEED_MAX), help=f"Overrides the recipe's seed (0 to {SEED_MAX}).")
 @click.option("--epochs", "finetune_epochs", type=click.IntRange(0, EPOCHS_MAX),
@@ -73,20 +74,24 @@ def cli() -> None:
 @click.option("--c-symbol", help="C name of the model array and prefix of the other names (default g_model).")
 @click.option("--arena-headroom", type=_FINITE_HEADROOM,
               help="Fraction added to the measured arena for the ARENA_BYTES macro (default 0.1).")
+@click.option("--metric", help="A metric MODULE:FUNCTION, fn(y_true, y_pred) -> float, reported and "
+                               "judged by budgets.max_metric_drop.")
+@click.option("--metric-direction", type=click.Choice(["higher", "lower"]),
+              help="Whether --metric is better higher or lower (else FUNCTION.greater_is_better).")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout instead of the table.")
 def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_epochs, emit_c, c_symbol,
-           arena_headroom, as_json):
+           arena_headroom, metric, metric_direction, as_json):
     """Compress MODEL, export it, validate the exported files on TARGET and report.
 
-    MODEL is a tf_keras .keras/.h5 file, a SavedModel directory, or a reference
-    model name (default: digits, with its own data).
+    MODEL is a tf_keras .keras/.h5 file, a SavedModel directory, a .keras file saved
+    by Keras 3, or a reference model name (default: digits, with its own data).
     """
     from .pipeline import ExportOptions, run_export
 
     result = run_export(ExportOptions(target=target, out_dir=out_dir, model=model, data=data, recipe=recipe,
                                       seed=seed, finetune_epochs=finetune_epochs, train_epochs=train_epochs,
                                       emit_c=emit_c, c_symbol=c_symbol, arena_headroom=arena_headroom,
-                                      log=_log))
+                                      metric=metric, metric_direction=metric_direction, log=_log))
     report = result.report.to_dict()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
@@ -142,9 +147,11 @@ def bench(artifact, target, repeats, as_json):
 
 from .check_cli import check  # noqa: E402  (each command lives in its own module)
 from .devices.commands import prepare_emulator  # noqa: E402
+from .validate_cli import validate  # noqa: E402
 
 cli.add_command(check)
 cli.add_command(prepare_emulator)
+cli.add_command(validate)
 
 
 def main() -> None:

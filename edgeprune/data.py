@@ -32,26 +32,7 @@ def load_npz(path: str | Path, *, input_shape: tuple[int, ...], num_classes: int
     """
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise InputError("no data file here", where=where, fix="pass an existing .npz with --data")
-    _check_archive(path, where)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in REQUIRED_KEYS}
-    except InputError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise InputError("holds Python objects (pickled arrays), which are never loaded",
-                             where=where, expected="numeric arrays",
-                             fix="convert to numeric numpy arrays before saving") from None
-        raise InputError(f"cannot be read as .npz ({exc})", where=where,
-                         expected="a file written by numpy.savez",
-                         fix="re-create the file; it may be truncated") from None
-    except Exception as exc:  # zipfile, zlib and numpy raise many kinds for damaged files
-        raise InputError(f"cannot be read as .npz ({type(exc).__name__}: {exc})", where=where,
-                         expected="a file written by numpy.savez",
-                         fix="re-create the file; it may be truncated") from None
+    arrays = read_npz(path, REQUIRED_KEYS)
 
     x_train, y_train = _check_split(arrays["x_train"], arrays["y_train"], "train", where,
                                     input_shape, num_classes)
@@ -68,8 +49,34 @@ def load_npz(path: str | Path, *, input_shape: tuple[int, ...], num_classes: int
                    sha256=array_digest(x_train, y_train, x_test, y_test))
 
 
-def _check_archive(path: Path, where: str) -> None:
-    """Before numpy reads anything: a zip archive holding the four arrays, each with a header
+def read_npz(path: Path, required: tuple[str, ...] = REQUIRED_KEYS) -> dict[str, np.ndarray]:
+    """Every array in the ``.npz`` at ``path`` (no pickles); ``required`` keys must be there.
+    The archive and each array's header are checked before numpy reads any data."""
+    where = str(path)
+    if not path.is_file():
+        raise InputError("no data file here", where=where, fix="pass an existing .npz with --data")
+    _check_archive(path, where, required)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except InputError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise InputError("holds Python objects (pickled arrays), which are never loaded",
+                             where=where, expected="numeric arrays",
+                             fix="convert to numeric numpy arrays before saving") from None
+        raise InputError(f"cannot be read as .npz ({exc})", where=where,
+                         expected="a file written by numpy.savez",
+                         fix="re-create the file; it may be truncated") from None
+    except Exception as exc:  # zipfile, zlib and numpy raise many kinds for damaged files
+        raise InputError(f"cannot be read as .npz ({type(exc).__name__}: {exc})", where=where,
+                         expected="a file written by numpy.savez",
+                         fix="re-create the file; it may be truncated") from None
+
+
+def _check_archive(path: Path, where: str, required: tuple[str, ...]) -> None:
+    """Before numpy reads anything: a zip archive holding the required arrays, each with a header
     whose shape fits in the bytes stored (so a damaged header cannot ask for terabytes)."""
     with path.open("rb") as fh:
         magic = fh.read(6)
@@ -80,13 +87,14 @@ def _check_archive(path: Path, where: str) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             members = {info.filename: info for info in zf.infolist()}
-            missing = [k for k in REQUIRED_KEYS if f"{k}.npy" not in members]
+            missing = [k for k in required if f"{k}.npy" not in members]
             if missing:
                 raise InputError(f"missing arrays: {', '.join(missing)}", where=where,
-                                 expected=f"arrays named {', '.join(REQUIRED_KEYS)}",
+                                 expected=f"arrays named {', '.join(required)}",
                                  fix="save with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
-            for key in REQUIRED_KEYS:
-                _check_member(zf, members[f"{key}.npy"], f"{where}: {key}")
+            for name, info in members.items():
+                if name.endswith(".npy"):
+                    _check_member(zf, info, f"{where}: {name[:-4]}")
     except InputError:
         raise
     except Exception as exc:  # not a zip file, a damaged directory or header
@@ -116,7 +124,12 @@ def _check_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> Non
 
 def _check_split(x: np.ndarray, y: np.ndarray, split: str, where: str,
                  input_shape: tuple[int, ...], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    xname, yname = f"x_{split}", f"y_{split}"
+    x = check_x(x, f"x_{split}", where, input_shape)
+    return x, check_labels(y, len(x), f"y_{split}", where, num_classes)
+
+
+def check_x(x: np.ndarray, xname: str, where: str, input_shape: tuple[int, ...]) -> np.ndarray:
+    """``x`` as float32, checked: numeric, shaped like the model's input, finite, not empty."""
     if x.dtype.kind not in "fiu":
         raise InputError(f"{xname} has dtype {x.dtype}", where=f"{where}: {xname}",
                          expected="a numeric array (float32 preferred)")
@@ -133,12 +146,17 @@ def _check_split(x: np.ndarray, y: np.ndarray, split: str, where: str,
         raise InputError(f"{xname} holds {bad} values that are NaN, infinite or beyond float32's "
                          "range (+-3.4e38)", where=f"{where}: {xname}",
                          expected="finite float32 values", fix="clean, impute or rescale them before exporting")
+    return x
+
+
+def check_labels(y: np.ndarray, n: int, yname: str, where: str, num_classes: int) -> np.ndarray:
+    """Class labels as int64 in [0, num_classes): integer labels, or one-hot rows."""
     if y.ndim == 2 and y.shape[1] == num_classes and y.shape[1] > 1:
         y = np.argmax(y, axis=1)  # one-hot labels
-    if y.ndim != 1 or len(y) != len(x):
-        raise InputError(f"{yname} has shape {y.shape} for {len(x)} samples",
+    if y.ndim != 1 or len(y) != n:
+        raise InputError(f"{yname} has shape {y.shape} for {n} samples",
                          where=f"{where}: {yname}",
-                         expected=f"({len(x)},) integer class labels, or ({len(x)}, {num_classes}) one-hot")
+                         expected=f"({n},) integer class labels, or ({n}, {num_classes}) one-hot")
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             raise InputError(f"{yname} holds non-integer labels", where=f"{where}: {yname}",
@@ -150,4 +168,4 @@ def _check_split(x: np.ndarray, y: np.ndarray, split: str, where: str,
     if y.min() < 0 or y.max() >= num_classes:
         raise InputError(f"{yname} has labels from {y.min()} to {y.max()}", where=f"{where}: {yname}",
                          expected=f"labels in [0, {num_classes - 1}] for the model's {num_classes} outputs")
-    return x, y
+    return y

@@ -8,7 +8,6 @@ artifact by a runtime (or is labelled an estimate).
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +18,16 @@ import numpy as np
 from . import __version__
 from .devices import RunRequest, RunResult, device_for
 from .errors import ConfigError, InputError
+from .evaluate import keras_outputs, keras_record, task_figures
 from .finite import check_numbers
 from .measure.breakdown import breakdown_onnx, breakdown_tflite
 from .measure.latency import latency_stats
-from .measure.metrics import classification_metrics
 from .measure.size import sizes
 from .output import sha256_file, staged_dir
 from .preflight import preflight
 from .recipe import Recipe, load_recipe
 from .report.schema import ArtifactRecord, BudgetVerdict, Report, figure
+from .report.summary import data_summary, model_summary, task_notes
 from .targets import TargetProfile, load_target
 from .tempdirs import run_scoped
 from .types import Artifact, CompressedModel, Dataset, SourceModel
@@ -46,7 +46,7 @@ class ExportOptions:
     target: str
     out_dir: Path
     model: str | None = None            # file, SavedModel dir or reference name; None: digits
-    data: Path | None = None
+    data: Path | str | Callable | None = None  # .npz, image folders, or a loader MODULE:FUNCTION
     recipe: Path | None = None
     seed: int | None = None
     finetune_epochs: int | None = None  # overrides recipe.finetune.epochs
@@ -54,6 +54,8 @@ class ExportOptions:
     emit_c: bool | None = None          # None: the target decides
     c_symbol: str | None = None         # None: the target's firmware.symbol
     arena_headroom: float | None = None # None: the target's firmware.arena_headroom_fraction
+    metric: str | Callable | None = None  # a user metric MODULE:FUNCTION (never from a file)
+    metric_direction: str | None = None   # "higher" | "lower" is better, for that metric
     log: Callable[[str], None] = field(default=lambda msg: None)
 
 
@@ -62,6 +64,7 @@ class ExportResult:
     report: Report
     out_dir: Path
     seconds: float
+    stages: dict[str, float] = field(default_factory=dict)   # seconds per stage
 
 
 # ---------------------------------------------------------------- load
@@ -89,22 +92,26 @@ def resolve_inputs(opts: ExportOptions) -> tuple[TargetProfile, SourceModel, Dat
     check_recipe(profile.recipe)  # a combination tfmot cannot do fails before any work
     preflight(profile, Path(opts.out_dir) / profile.name, opts.log)  # output replaceable, device answers
 
+    from .sources import load_inputs, with_task
+    from .tasks.budget import check_budget_metric
+    from .tasks.custom import load_metric
+
+    custom = load_metric(opts.metric, opts.metric_direction) if opts.metric is not None else None
     if is_ref:
         if opts.data is not None:
             raise ConfigError("--data cannot be combined with a reference model, which brings its own",
                               where="--data", fix="drop --data, or pass a model file")
         data = reference.load_data(name)
         source = reference.load_model(name, seed=recipe.seed, epochs=opts.train_epochs, log=opts.log)
+        data = with_task(source, data, recipe, custom)
     else:
         if opts.data is None:
             raise ConfigError("a model file needs data to fine-tune, calibrate and evaluate it",
-                              where="--data", expected="an .npz with x_train, y_train, x_test, y_test",
-                              fix="pass --data FILE.npz")
-        from .data import load_npz
-        from .source import load_model_file
-
-        source = load_model_file(name)
-        data = load_npz(opts.data, input_shape=source.input_shape, num_classes=source.num_classes)
+                              where="--data", expected="an .npz with x_train, y_train, x_test, y_test, "
+                              "a folder of image class folders, or a loader MODULE:FUNCTION",
+                              fix="pass --data FILE.npz (or FOLDER, or MODULE:FUNCTION)")
+        source, data = load_inputs(name, opts.data, recipe, custom=custom, log=opts.log)
+    check_budget_metric(profile.budgets, data.task, f"target {profile.name}")
     if data.num_classes != source.num_classes:
         raise InputError(f"the data has {data.num_classes} classes, the model {source.num_classes} outputs",
                          where=source.origin)
@@ -123,23 +130,6 @@ def _with_recipe(profile: TargetProfile, recipe: Recipe, where: str) -> TargetPr
 
 
 # ---------------------------------------------------------------- baseline
-
-def keras_scores(model, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
-
-
-def keras_record(name: str, model, data: Dataset, baseline_top1: np.ndarray | None,
-                 parent: str | None, settings: dict) -> ArtifactRecord:
-    from . import keras_env
-
-    scores = keras_scores(model, data.x_test)
-    metrics = classification_metrics(scores, data.y_test, data.num_classes, baseline_top1)
-    by = f"tf_keras {keras_env.keras().__version__} on local {platform.machine()}"
-    meas = {k: figure(v, "fraction", by) for k, v in metrics.items()}
-    meas["parameters"] = figure(int(model.count_params()), "count", "tf_keras count_params")
-    return ArtifactRecord(name=name, format="keras", precision="float32", parent=parent,
-                          settings=settings, measurements=meas)
-
 
 # ---------------------------------------------------------------- export
 
@@ -241,7 +231,7 @@ def _choose_encoding(model, precision, kwargs, dense: bytes, profile, staging, t
 # ---------------------------------------------------------------- validate
 
 def validate(artifacts: list[Artifact], profile: TargetProfile, data: Dataset,
-             baseline_top1: np.ndarray, log) -> dict[str, dict]:
+             reference: list[np.ndarray] | None, log) -> dict[str, dict]:
     """Measure every artifact on this machine, and the target's own artifacts on its device
     (emulated boards: a bounded sample, all artifacts' jobs in parallel; see target_runs)."""
     from .devices.local import LocalDevice
@@ -260,7 +250,7 @@ def validate(artifacts: list[Artifact], profile: TargetProfile, data: Dataset,
                              delegate=profile.runtime.delegate, **HOST_REQUEST,
                              op_repeats=op_repeats(profile, profile.device.kind == "local"))
             host_run = host.run(art.path, data.x_test, req)
-            results[art.name] = measure(art, profile, data, baseline_top1, host_run,
+            results[art.name] = measure(art, profile, data, reference, host_run,
                                         runs.result(art.name))
     return results
 
@@ -270,14 +260,16 @@ def _device_runs(profile: TargetProfile, art: Artifact) -> bool:
     return profile.runtime.engine != "tflm" or art.precision in ("int8", "float32")
 
 
-def measure(art: Artifact, profile: TargetProfile, data: Dataset, baseline_top1: np.ndarray,
+def measure(art: Artifact, profile: TargetProfile, data: Dataset, reference: list[np.ndarray] | None,
             host_run: RunResult, dev_run: RunResult | None) -> dict:
     from .devices.target_runs import emulated_figures, host_sample, scored_run
     from .measure.ops import ops_figure
+    from .runtimes.outputs import split_outputs
 
     scored, by = scored_run(host_run, dev_run)
-    metrics = classification_metrics(scored.outputs, data.y_test, data.num_classes, baseline_top1)
-    m = {k: figure(v, "fraction", by) for k, v in metrics.items()}
+    outputs = split_outputs(scored.outputs, host_run.extra.get("outputs_layout"),
+                            [o.name for o in data.task.outputs], str(art.path))
+    m = task_figures(data, outputs, reference, by)
     for key, value in sizes(art.path).items():
         m[key] = figure(value, "bytes", "file size" if key == "size_bytes" else "gzip -9 of the file")
     table = breakdown_tflite(art.path) if art.format == "tflite" else breakdown_onnx(art.path)
@@ -340,8 +332,8 @@ BUDGET_FIGURES = {
 }
 
 
-def judge_budgets(profile: TargetProfile, deploy: ArtifactRecord, baseline: ArtifactRecord,
-                  deploy_path: Path) -> list[BudgetVerdict]:
+def judge_budgets(profile: TargetProfile, deploy: ArtifactRecord, baseline: ArtifactRecord | None,
+                  deploy_path: Path, task) -> list[BudgetVerdict]:
     out = []
     budgets = profile.budgets
     for name, fig_name in BUDGET_FIGURES.items():
@@ -374,44 +366,60 @@ def judge_budgets(profile: TargetProfile, deploy: ArtifactRecord, baseline: Arti
         out.append(BudgetVerdict("compatibility", "violations", deploy.name, 0, len(violations),
                                  "fail" if violations else "pass", "; ".join(violations) or
                                  "full int8, I/O types, ops and shapes as the rules require"))
-    if budgets.max_accuracy_drop is not None:
-        drop = baseline.measurements["accuracy"]["value"] - deploy.measurements["accuracy"]["value"]
-        out.append(BudgetVerdict("max_accuracy_drop", "accuracy", deploy.name, budgets.max_accuracy_drop,
-                                 round(drop, 6), "pass" if drop <= budgets.max_accuracy_drop else "fail",
-                                 "baseline accuracy minus the deployed artifact's, on the test split"))
-    return out
+    from .tasks.budget import quality_verdicts
+
+    return out + quality_verdicts(budgets, task, baseline, deploy)
 
 
 # ---------------------------------------------------------------- the flow
 
 @run_scoped  # temporary files in one folder, removed on any exit
 def run_export(opts: ExportOptions) -> ExportResult:
+    from .timing import StageClock
+
     started = time.perf_counter()
     log = opts.log
-    profile, source, data = resolve_inputs(opts)
+    clock = StageClock()
+    with clock.stage("load"):
+        profile, source, data = resolve_inputs(opts)
     recipe = profile.recipe
     from .compress import compress
 
-    baseline_scores = keras_scores(source.model, data.x_test)
-    baseline_top1 = np.argmax(baseline_scores, axis=1)
-    baseline = keras_record("baseline.keras", source.model, data, baseline_top1, None,
-                            {"source": source.origin, "sha256": source.sha256})
-    log(f"baseline accuracy {baseline.measurements['accuracy']['value']:.4f} on {len(data.x_test)} "
-        f"test samples")
-    compressed = compress(source, recipe, data, log=log)
-    check_numbers(compressed.model, data, recipe, where="the compressed model")
-    compressed_rec = keras_record("compressed.keras", compressed.model, data, baseline_top1,
-                                  "baseline.keras", {"steps": compressed.steps})
+    with clock.stage("baseline"):
+        baseline_outputs = keras_outputs(source.model, data)
+        baseline = keras_record("baseline.keras", source.model, data, baseline_outputs, None,
+                                {"source": source.origin, "sha256": source.sha256}, baseline_outputs)
+    log(f"baseline {data.task.primary} {baseline.measurements[data.task.primary]['value']:.4f} on "
+        f"{len(data.x_test)} test samples")
+    with clock.stage("compress"):
+        compressed = compress(source, recipe, data, log=log)
+        # Nothing changed the weights (a recipe that only quantizes): the baseline's outputs hold.
+        same = compressed.model is source.model or not compressed.steps
+        compressed_rec = keras_record("compressed.keras", compressed.model, data, baseline_outputs,
+                                      "baseline.keras", {"steps": compressed.steps},
+                                      baseline_outputs if same else None)
+        check_numbers(compressed.model, data, recipe, where="the compressed model")
     final = Path(opts.out_dir) / profile.name
     with staged_dir(final) as staging:
-        artifacts = export_artifacts(compressed, profile, data, source, staging, log)
-        measurements = validate(artifacts, profile, data, baseline_top1, log)
-        _add_sparsity(measurements, artifacts, compressed)
+        with clock.stage("export"):
+            artifacts = export_artifacts(compressed, profile, data, source, staging, log)
+        with clock.stage("validate"):
+            measurements = validate(artifacts, profile, data, baseline_outputs, log)
+            _add_sparsity(measurements, artifacts, compressed)
         records = [baseline, compressed_rec] + [
             ArtifactRecord(name=a.name, file=a.path.name, format=a.format, precision=a.precision,
                            encoding=a.encoding, sha256=a.sha256, parent=a.parent, settings=a.settings,
                            measurements=measurements[a.name]) for a in artifacts]
         deploy = next(r for r in records if r.name == recipe.deploy)
+        extra_verdicts = []
+        if source.bridge is not None and source.bridge.mapped:
+            from .sources.writeback import write_back_keras3
+
+            with clock.stage("keras3 write-back"):
+                art, rec, verdict = write_back_keras3(source.bridge, compressed, artifacts, data, staging, log)
+            artifacts.append(art)
+            records.append(rec)
+            extra_verdicts.append(verdict)
         emit_c = profile.emit_c if opts.emit_c is None else opts.emit_c
         if emit_c:
             c_art = _firmware(profile, opts, artifacts, deploy, staging, log)
@@ -423,21 +431,21 @@ def run_export(opts: ExportOptions) -> ExportResult:
         report = Report(
             tool={"name": "edgeprune", "version": __version__},
             target=_target_summary(profile),
-            model={"source": source.origin, "sha256": source.sha256,
-                   "input_shape": list(source.input_shape), "num_classes": source.num_classes,
-                   "parameters": int(source.model.count_params())},
-            data={"source": data.source, "sha256": data.sha256, "train_samples": len(data.x_train),
-                  "test_samples": len(data.x_test)},
+            model=model_summary(source, data),
+            data=data_summary(data),
             seed=recipe.seed, recipe=recipe.model_dump(mode="json"),
             compression={"sparsity": compressed.sparsity, "clusters": compressed.clusters,
                          "history": compressed.history, "notes": compressed.notes,
                          "steps": compressed.steps},
             artifacts=records, deploy=recipe.deploy,
-            budgets=judge_budgets(profile, deploy, baseline, staging / deploy.file),
-            advice=_notes(profile) + _advice(profile, records))
+            budgets=judge_budgets(profile, deploy, baseline, staging / deploy.file, data.task)
+            + extra_verdicts,
+            advice=_notes(profile) + task_notes(profile, data) + _advice(profile, records))
         (staging / "report.json").write_text(report.to_json())
         (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts), indent=2) + "\n")
-    return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started)
+    log(clock.summary())
+    return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started,
+                        stages=dict(clock.seconds))
 
 
 def _add_sparsity(measurements: dict[str, dict], artifacts: list[Artifact],
@@ -506,7 +514,7 @@ def _manifest(report: Report, artifacts: list[Artifact]) -> dict:
             "source": {"name": "baseline.keras", "origin": report.model["source"],
                        "sha256": report.model["sha256"]},
             "stages": [{"name": r.name, "file": None, "parent": r.parent, "settings": r.settings}
-                       for r in report.artifacts if r.format == "keras"],
+                       for r in report.artifacts if r.format == "keras" and r.file is None],
             "artifacts": [{"name": a.name, "file": str(a.path.relative_to(a.path.parent.parent))
                            if a.format == "c_array" else a.path.name, "format": a.format, "precision": a.precision,
                            "encoding": a.encoding, "sha256": a.sha256, "size_bytes": a.size_bytes,

@@ -9,10 +9,13 @@ seed outside 0..2**32-1, more than 10,000 epochs).
 Example (TOML)::
 
     prune = { schedule = "polynomial", final_sparsity = 0.75, structure = "unstructured" }
+    # prune = false                      # no pruning: post-training quantization only
     finetune = { epochs = 4 }
     quantize = ["float32", "dynamic", "float16", "int8"]
     formats = ["tflite", "onnx"]
     deploy = "int8.tflite"
+    task = { kind = "regression" }       # when the model and data cannot say (edgeprune.tasks.spec)
+    data = { scale = 0.00392156862745098 }   # reading image folders (edgeprune.datasets.spec)
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .datasets.spec import DataSpec
+from .tasks.spec import TaskSpec
 
 from .limits import EPOCHS_MAX, SEED_MAX
 
@@ -107,6 +113,14 @@ class Recipe(BaseModel):
     deploy: str = "int8.tflite"
     tflite_sparse_encoding: Literal["auto", "always", "never"] = "auto"
     representative_samples: int = Field(200, ge=1, le=1_000_000)
+    task: TaskSpec = Field(default_factory=TaskSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+
+    @field_validator("prune", "regularize", "cluster", "qat", mode="before")
+    @classmethod
+    def _off(cls, value):
+        """``prune = false`` in TOML (which has no null) turns a step off."""
+        return None if value is False else value
 
     @model_validator(mode="after")
     def _consistent(self) -> "Recipe":

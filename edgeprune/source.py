@@ -19,9 +19,8 @@ from .errors import InputError
 from .scan import CODE_FIX, scan_config, scan_savedmodel
 from .types import SourceModel
 
-KERAS3_FIX = ("re-save the model with tf_keras (Keras 2): build and train it with "
-              "`import tf_keras as keras`, or export a SavedModel with "
-              "`tf.saved_model.save` from a tf_keras model")
+KERAS3_FIX = ("save the Keras 3 model as a .keras file (model.save('model.keras')), which "
+              "edgeprune reads through its Keras 3 bridge; or re-save it with tf_keras")
 
 
 def file_digest(path: Path) -> str:
@@ -61,30 +60,42 @@ def load_model_file(path: str | Path) -> SourceModel:
 
 
 def describe(model, *, origin: str, sha256: str, trained_here: bool = False) -> SourceModel:
-    """Check the model is a single-input, single-output classifier and summarise it."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise InputError(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs",
-                         where=origin, expected="one input and one output (a classifier)")
+    """Check the model has one static input and summarise it (its outputs are checked
+    against the data by edgeprune.tasks)."""
+    if model.inputs is None or len(model.inputs) != 1:
+        raise InputError(f"the model has {len(model.inputs or [])} inputs", where=origin,
+                         expected="a functional or Sequential model with one input",
+                         fix="a subclassed model has no graph to compress: rebuild it with "
+                             "keras.Input and the functional API, and save that")
     in_shape = tuple(model.inputs[0].shape[1:])
     out_shape = tuple(model.outputs[0].shape[1:])
     if any(d is None for d in in_shape):
         raise InputError(f"the input shape {in_shape} is not fully defined", where=origin,
                          expected="a static input shape apart from the batch dimension",
                          fix="build the model with keras.Input(shape=(...)) of fixed size")
-    if len(out_shape) != 1 or out_shape[0] is None or out_shape[0] < 2:
-        raise InputError(f"the output shape is {out_shape}", where=origin,
-                         expected="(num_classes,) scores or probabilities, num_classes >= 2")
     for layer in model.layers:  # the scan refused these before loading; a second line of defence
         kinds = {cls.__name__ for cls in type(layer).__mro__}
         if "Lambda" in kinds or kinds & {"RevivedLayer", "RevivedNetwork", "RevivedInputLayer"}:
             raise InputError(f"layer {layer.name!r} is a Lambda layer or was revived from a traced "
                              "graph", where=origin, expected="built-in tf_keras layers only", fix=CODE_FIX)
     return SourceModel(model=model, input_shape=tuple(int(d) for d in in_shape),
-                       num_classes=int(out_shape[0]), origin=origin, sha256=sha256,
+                       num_classes=int(out_shape[0] or 0) if len(out_shape) == 1 else 0,
+                       origin=origin, sha256=sha256,
                        trained_here=trained_here)
 
 
 def _keras_zip_config(path: Path) -> dict:
+    config, meta = read_keras_archive(path)
+    version = str(meta.get("keras_version", ""))
+    if version.startswith("3"):
+        raise InputError(f"this is a Keras {version} file; edgeprune compresses tf_keras (Keras 2) "
+                         "models, and tf_keras cannot read Keras 3 files", where=str(path),
+                         expected="a model saved by tf_keras 2.x", fix=KERAS3_FIX)
+    return config
+
+
+def read_keras_archive(path: Path) -> tuple[dict, dict]:
+    """``config.json`` and ``metadata.json`` of a ``.keras`` archive, checked to be complete."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
@@ -105,12 +116,7 @@ def _keras_zip_config(path: Path) -> dict:
     if not isinstance(meta, dict) or not isinstance(config, dict):
         raise InputError("metadata.json or config.json is not a JSON object", where=str(path),
                          expected="a .keras file saved by model.save()", fix="save or copy the model again")
-    version = str(meta.get("keras_version", ""))
-    if version.startswith("3"):
-        raise InputError(f"this is a Keras {version} file; edgeprune compresses tf_keras (Keras 2) "
-                         "models, and tf_keras cannot read Keras 3 files", where=str(path),
-                         expected="a model saved by tf_keras 2.x", fix=KERAS3_FIX)
-    return config
+    return config, meta
 
 
 def _h5_config(path: Path) -> dict:

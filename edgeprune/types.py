@@ -4,28 +4,54 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train/validation/test splits; x is float32 NHWC (or N x features), y int labels."""
+    """Train/validation/test splits; x is float32 NHWC (or N x features).
+
+    y is int class labels for a classifier, float32 targets shaped like the output for a
+    regression, and a tuple of those (one per output, in the model's order) for a
+    multi-output model. Arrays are in memory, or memory-mapped files when the data was
+    streamed from a loader or image folders (:attr:`streamed`): then Keras reads them in
+    batches (:meth:`batches`) and nothing loads a whole split at once.
+    """
 
     x_train: np.ndarray
-    y_train: np.ndarray
+    y_train: Any
     x_val: np.ndarray
-    y_val: np.ndarray
+    y_val: Any
     x_test: np.ndarray
-    y_test: np.ndarray
+    y_test: Any
     num_classes: int
     source: str
     sha256: str
+    task: Any = None                 # edgeprune.tasks.Task; None: a classifier (as before tasks)
+    settings: dict = field(default_factory=dict)    # how the data was read, for the report
+    keepalive: tuple = field(default=(), compare=False, repr=False)  # spill folders of streamed data
 
     def representative(self, count: int) -> np.ndarray:
         """The first ``count`` training samples: the calibration set for int8, in a fixed order."""
-        return self.x_train[:count]
+        return np.asarray(self.x_train[:count])
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.x_train, np.memmap)
+
+    def targets(self, split: str) -> list[np.ndarray]:
+        """The ``split``'s targets as a list, one array per model output."""
+        y = getattr(self, f"y_{split}")
+        return list(y) if isinstance(y, (tuple, list)) else [y]
+
+    def batches(self, split: str, batch_size: int) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+        """``(x, [y per output])`` in order, ``batch_size`` samples at a time (the last may be short)."""
+        x, ys = getattr(self, f"x_{split}"), self.targets(split)
+        for start in range(0, len(x), batch_size):
+            stop = start + batch_size
+            yield np.asarray(x[start:stop]), [np.asarray(y[start:stop]) for y in ys]
 
 
 @dataclass
@@ -38,6 +64,8 @@ class SourceModel:
     origin: str                      # a path, or "models/<name>"
     sha256: str                      # of the file (or directory contents) it was loaded from
     trained_here: bool = False       # True when a reference model was trained (not cached)
+    kind: str = "tf_keras"           # "tf_keras" | "keras3" (rebuilt in tf_keras, or converted as is)
+    bridge: Any = None               # keras3: the bridge that proved parity and writes the result back
 
 
 @dataclass
@@ -70,3 +98,22 @@ class Artifact:
     @property
     def size_bytes(self) -> int:
         return self.path.stat().st_size
+
+
+@dataclass(frozen=True)
+class OutputSignature:
+    """One output of a model, as far as the file tells without running it."""
+
+    name: str
+    shape: tuple[int | None, ...]        # per sample, without the batch dimension
+    probabilities: bool | None = None    # ends in a softmax over its last axis; None: unknown
+    saved_loss: str | None = None        # the loss the file was compiled with, if it says
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """A model's input and outputs: what the data is checked against and the task read from."""
+
+    input_shape: tuple[int, ...]         # without the batch dimension
+    input_dtype: str                     # "float32", "int32", ...
+    outputs: tuple[OutputSignature, ...]

@@ -108,3 +108,24 @@ def mini_export(tmp_path, keras):
     paths["args"] = ["export", str(paths["model"]), "--data", str(paths["data"]), "--recipe",
                      str(paths["recipe"]), "--target", "host", "--out", str(paths["out"])]
     return paths
+
+
+@pytest.fixture(scope="session")
+def keras3_models(tmp_path_factory):
+    """The small Keras 3 models of tests/keras3_models.py and their data, built once per
+    session in a Keras 3 process (tf_keras owns this one)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("keras3")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    script = Path(__file__).with_name("keras3_models.py")
+    from edgeprune.sources.keras3 import worker
+
+    worker()  # the exports' Keras 3 process starts (imports TensorFlow) while the models are built
+    proc = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

@@ -42,6 +42,10 @@ def compress(source: SourceModel, recipe: Recipe, data: Dataset, log=lambda msg:
     from .qat import check_recipe
 
     check_recipe(recipe)  # fail before any training on a combination that cannot work
+    if hasattr(source.model, "to_tflite"):  # a Keras 3 model kept as it is: quantization only
+        return CompressedModel(model=source.model, recipe=recipe,
+                               notes=["the Keras 3 model is converted as it is (post-training "
+                                      "quantization only)"])
     keras_env.set_seed(recipe.seed)
     model = copy_model(source.model)
     history: dict[str, list[float]] = {}

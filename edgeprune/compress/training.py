@@ -1,8 +1,9 @@
-"""Fine-tuning shared by the compression techniques: compile for a classifier, fit, record.
+"""Fine-tuning shared by the compression techniques: compile for the task, fit, record.
 
-Every technique fine-tunes the same way (Adam, sparse categorical cross-entropy,
-accuracy), so the loss is chosen once, from the model's output: logits unless the
-last layer ends in a softmax.
+Every technique fine-tunes the same way: Adam and the loss of the data's task
+(:mod:`edgeprune.tasks`: cross-entropy for a classification output, mean squared error
+for a regression output). Data without a task is a classifier's: sparse categorical
+cross-entropy on logits unless the last layer ends in a softmax.
 """
 
 from __future__ import annotations
@@ -16,16 +17,9 @@ from ..types import Dataset
 
 def outputs_probabilities(model) -> bool:
     """True when the model's last layer applies a softmax (so the loss takes probabilities)."""
-    last = model.layers[-1]
-    while hasattr(last, "layer"):  # pruning, clustering or quantization wrappers
-        last = last.layer
-    config = last.get_config()
-    activation = config.get("activation")
-    if isinstance(activation, dict):  # serialized activation
-        activation = activation.get("config", {}).get("name") or activation.get("class_name")
-    if last.__class__.__name__ == "Softmax":
-        return True
-    return activation == "softmax"
+    from ..sources.signature import ends_in_softmax
+
+    return ends_in_softmax(model.layers[-1])
 
 
 def compile_classifier(model, learning_rate: float) -> None:
@@ -42,13 +36,21 @@ def fit(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: fl
     """Fine-tune ``model`` on ``data`` and append its per-epoch metrics to ``history``
     under ``"<phase>.<metric>"`` (loss, accuracy, val_loss, val_accuracy). Weights that are
     no longer finite afterwards (a diverged phase) are a ConfigError naming the phase."""
+    import numpy as np
+
+    from ..datasets.keras_io import fit_arguments
+
     if epochs <= 0:
         return
     if compile_model:
-        compile_classifier(model, learning_rate)
-    result = model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=batch_size,
-                       validation_data=(data.x_val, data.y_val), callbacks=list(callbacks),
-                       shuffle=True, verbose=0)
+        if data.task is not None:
+            data.task.compile(model, learning_rate)
+        else:
+            compile_classifier(model, learning_rate)
+    # Streamed data is shuffled by its own generator, seeded from numpy (seeded by the recipe).
+    seed = int(np.random.randint(2 ** 31 - 1)) if data.streamed else 0
+    result = model.fit(epochs=epochs, callbacks=list(callbacks), verbose=0,
+                       **fit_arguments(data, batch_size, seed))
     for metric, values in result.history.items():
         history.setdefault(f"{phase}.{metric}", []).extend(float(v) for v in values)
     check_trained_weights(model, phase, learning_rate)  # a diverged phase stops here, named

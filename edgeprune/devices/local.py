@@ -37,4 +37,5 @@ class LocalDevice:
                                        "see the recipe's quantize and tflite_sparse_encoding") from None
         return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
                          where=self.describe(), ops=op_rows(ops, result),
-                         extra={"threads": result["threads"], "delegate": result["delegate"]})
+                         extra={"threads": result["threads"], "delegate": result["delegate"],
+                                "outputs_layout": result["outputs_layout"]})

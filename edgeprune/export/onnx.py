@@ -17,6 +17,15 @@ OPSET = 17
 
 def to_onnx_float(model, input_shape: tuple[int, ...], path: Path, opset: int = OPSET) -> dict:
     """Write ``path``; returns the settings that made it (opset, converter version)."""
+    if hasattr(model, "to_onnx"):  # a Keras 3 model converted as it is, in the Keras 3 worker
+        import onnx
+
+        settings = model.to_onnx(path, opset)
+        proto = onnx.load(str(path))
+        proto.producer_name = "edgeprune"
+        renumber_generated_names(proto.graph)
+        path.write_bytes(proto.SerializeToString())
+        return settings
     tf = keras_env.tf()
     import tf2onnx
 

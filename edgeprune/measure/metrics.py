@@ -33,3 +33,19 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, num_classes: 
     if reference_top1 is not None:
         out["agreement"] = float(np.mean(pred == reference_top1))
     return out
+
+
+def regression_metrics(outputs: np.ndarray, targets: np.ndarray,
+                       reference: np.ndarray | None = None) -> dict[str, float]:
+    """Mean squared error, mean absolute error and the largest absolute error over every
+    value of every sample (an autoencoder's reconstruction error is the same three), and
+    (optionally) the mean absolute difference from a reference's outputs."""
+    pred = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+    true = np.asarray(targets, np.float64).reshape(len(targets), -1)
+    err = pred - true
+    out = {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err))),
+           "max_abs_error": float(np.max(np.abs(err))) if err.size else 0.0}
+    if reference is not None:
+        ref = np.asarray(reference, np.float64).reshape(len(reference), -1)
+        out["mae_vs_baseline"] = float(np.mean(np.abs(pred - ref)))
+    return out

@@ -39,6 +39,13 @@ Every figure is a mapping with ``value``, ``unit``, ``method`` ("measured" or
       "verdict": "pass"
     }
 
+The metrics are the task's (edgeprune.tasks): the classification names above, or for a
+regression output ``mse``, ``mae``, ``max_abs_error`` and ``mae_vs_baseline``; a
+multi-output model prefixes each with its output, ``OUTPUT/accuracy``. ``model.task``
+says how each output's task was decided, ``model.keras3`` (a Keras 3 source) the
+bridge's parity, ``model.external`` (``edgeprune validate``) that the artifact was made
+elsewhere, and ``data.settings`` how the data was read.
+
 LATENCY is a FIGURE whose ``value`` is the median, with ``p90``, ``min``, ``max``,
 ``mean``, ``stdev``, ``iqr``, ``n`` and the raw ``samples`` beside it. Accuracy-like
 figures are fractions in [0, 1]. A budget's verdict is "pass", "fail" or

@@ -1,4 +1,5 @@
-"""The terminal table: each stage's size, accuracy and latency, then each budget."""
+"""The terminal table: each stage's size, task metrics (the task's headline three) and
+latency, then each budget."""
 
 from __future__ import annotations
 
@@ -14,24 +15,30 @@ def _value(meas: dict, key: str):
     return None if fig is None else fig["value"]
 
 
+_LABELS = {"f1_macro": "F1", "agreement": "agree", "max_abs_error": "max|err|"}
+
+
+def _metric(value) -> str:
+    return "-" if value is None else f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3g}"
+
+
 def render(report: dict) -> str:
-    rows = [("artifact", "encoding", "size", "gzip", "accuracy", "F1", "agree", "latency ms (p90)",
-             "accuracy measured by")]
+    metrics = report.get("model", {}).get("task", {}).get("headline") or ["accuracy", "f1_macro", "agreement"]
+    rows = [("artifact", "encoding", "size", "gzip", *(_LABELS.get(k, k) for k in metrics),
+             "latency ms (p90)", f"{metrics[0]} measured by")]
     for art in report["artifacts"]:
         m = art["measurements"]
         lat = m.get("latency_ms")
         latency = f"{lat['value']:.4f} ({lat['p90']:.4f})" if lat else "-"
-        where = (m.get("accuracy") or {}).get("by", "")
+        where = (m.get(metrics[0]) or {}).get("by", "")
         if lat and "not the target" in lat["by"]:
             latency += " host"
         if "latency_estimate_ms" in m:
             est = m["latency_estimate_ms"]
             latency += f" est {est['value']:.3f} ({est.get('threads', '?')}T)"
-        acc, f1, agree = _value(m, "accuracy"), _value(m, "f1_macro"), _value(m, "agreement")
         rows.append((art["name"], art.get("encoding", "dense") if art["format"] != "keras" else "-",
                      _fmt_bytes(_value(m, "size_bytes")), _fmt_bytes(_value(m, "gzip_bytes")),
-                     f"{acc:.4f}" if acc is not None else "-", f"{f1:.4f}" if f1 is not None else "-",
-                     f"{agree:.4f}" if agree is not None else "-", latency, where))
+                     *(_metric(_value(m, k)) for k in metrics), latency, where))
     lines = _columns(rows)
     extra = []
     for art in report["artifacts"]:
@@ -63,9 +70,20 @@ def render(report: dict) -> str:
         if sp and any(v > 0 for v in sp.values()):
             extra.append(f"{art['name']}: zero weights read back from the file: "
                          + ", ".join(f"{k} {v:.2f}" for k, v in sp.items()))
+        if "max_abs_diff" in m:
+            fig = m["max_abs_diff"]
+            extra.append(f"{art['name']}: {art['file']} loads in Keras 3; max |diff| {fig['value']:.3g} "
+                         f"on {fig['samples']} test samples ({fig['by']})")
         if art["format"] == "c_array":
             extra.append(f"{art['name']}: C sources {', '.join(art['settings']['files'])}, "
                          f"arena macro {art['settings']['arena_bytes']:,} bytes")
+    k3 = report.get("model", {}).get("keras3")
+    if k3 and k3.get("parity"):
+        extra.insert(0, f"model: Keras {k3['keras_version']} file rebuilt in {k3['rebuilt_in']}; outputs match "
+                        f"Keras 3 on {k3['parity']['samples']} test samples (max |diff| "
+                        f"{k3['parity']['max_abs_diff']:.3g})")
+    elif k3:
+        extra.insert(0, f"model: Keras {k3['keras_version']} file converted as it is ({k3['why']})")
     if extra:
         lines.append("")
         lines.extend(extra)

@@ -13,9 +13,12 @@ Protocol (one directory, the "job"):
                     "repeats": 50, "min_time_s": 0.0, "mark_invokes": false}
     inputs.npy     float32, shape (N, *input_shape): samples to run, one per invoke
     ARTIFACT       the model file named in the request
-The runner writes ``outputs.npy`` (float32, dequantized, shape (N, *output_shape))
-and prints one JSON object on stdout: {"ok": true, "runtime": ..., "latency_ms":
-[...], ...}, or {"ok": false, "error": ..., "stage": ...} with exit status 2.
+The runner writes ``outputs.npy`` (float32, dequantized, shape (N, *output_shape); a
+model with several outputs has each flattened per sample and concatenated, in the order
+of ``outputs_layout`` in the result: [{"name": ..., "shape": [...]}, ...]) and prints one
+JSON object on stdout: {"ok": true, "runtime": ..., "latency_ms": [...],
+"outputs_layout": [...], ...}, or {"ok": false, "error": ..., "stage": ...} with exit
+status 2.
 
 Per-operator cost: "ops": {"models": [{"file": "op_0003.tflite", "index": 3}, ...],
 "warmup": 2, "repeats": 5} in a request (LiteRT only) makes the runner also load each
@@ -91,13 +94,37 @@ def _version_of(dist):
         return "unknown"
 
 
+def _signature_output_names(interp, details):
+    """Output names from the model's only signature (the Keras output names), else the
+    tensor names. The private lookup leaves the interpreter as it was (a signature runner
+    would keep references that block invoke())."""
+    names = dict((d["index"], d["name"]) for d in details)
+    try:
+        signatures = interp._get_full_signature_list()
+        if len(signatures) == 1:
+            for name, index in list(signatures.values())[0]["outputs"].items():
+                names[index] = name
+    except Exception:  # an older runtime without signatures: tensor names
+        pass
+    return [names[d["index"]] for d in details]
+
+
+def _flat(parts):
+    """One output as it is; several flattened per sample and concatenated (see output_layout)."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([p.reshape(-1) for p in parts])
+
+
 class LiteRTModel:
     def __init__(self, path, threads, delegate):
         self.interp, self.runtime = _litert_interpreter(path, threads, delegate)
         inputs, outputs = self.interp.get_input_details(), self.interp.get_output_details()
         # a one-op model whose inputs are all constants (a DEQUANTIZE of weights) has none
         self.inp = inputs[0] if inputs else None
+        self.outs = outputs
         self.out = outputs[0] if outputs else None
+        self.output_names = _signature_output_names(self.interp, self.outs)
 
     def set_input(self, sample):
         x = sample[None, ...].astype(np.float32)
@@ -125,11 +152,18 @@ class LiteRTModel:
         self.interp.invoke()
 
     def get_output(self):
-        y = self.interp.get_tensor(self.out["index"])
-        scale, zero = self.out["quantization"]
-        if self.out["dtype"] in (np.int8, np.uint8) and scale:
+        return _flat([self._dequantized(d) for d in self.outs])
+
+    def _dequantized(self, detail):
+        y = self.interp.get_tensor(detail["index"])
+        scale, zero = detail["quantization"]
+        if detail["dtype"] in (np.int8, np.uint8) and scale:
             y = (y.astype(np.float32) - zero) * scale
         return y[0].astype(np.float32)
+
+    def output_layout(self):
+        return [{"name": n, "shape": [int(v) for v in d["shape"][1:]]}
+                for n, d in zip(self.output_names, self.outs)]
 
 
 class OnnxModel:
@@ -149,17 +183,28 @@ class OnnxModel:
             raise RunnerError("load", "onnxruntime could not load %s: %s" % (os.path.basename(path), exc))
         self.runtime = "onnxruntime %s" % ort.__version__
         self.input_name = self.sess.get_inputs()[0].name
+        self.input_type = _ONNX_TYPES.get(self.sess.get_inputs()[0].type, np.float32)
+        self.outputs = self.sess.get_outputs()
         self.feed = None
         self.result = None
 
     def set_input(self, sample):
-        self.feed = {self.input_name: sample[None, ...].astype(np.float32)}
+        self.feed = {self.input_name: sample[None, ...].astype(self.input_type)}
 
     def invoke(self):
         self.result = self.sess.run(None, self.feed)
 
     def get_output(self):
-        return np.asarray(self.result[0])[0].astype(np.float32)
+        return _flat([np.asarray(r)[0].astype(np.float32) for r in self.result])
+
+    def output_layout(self):
+        shapes = [[int(v) for v in np.asarray(r).shape[1:]] for r in self.result] if self.result else \
+            [[d if isinstance(d, int) else -1 for d in o.shape[1:]] for o in self.outputs]
+        return [{"name": o.name, "shape": shape} for o, shape in zip(self.outputs, shapes)]
+
+
+_ONNX_TYPES = {"tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(float)": np.float32} \
+    if np is not None else {}
 
 
 ENGINES = {"litert": LiteRTModel, "onnxruntime": OnnxModel}
@@ -192,6 +237,7 @@ def run_job(request, inputs, artifact_path):
         "samples": int(len(inputs)),
         "warmup": int(request.get("warmup", 10)),
         "latency_ms": latency,
+        "outputs_layout": model.output_layout(),
     }
     if ops is not None:
         result["ops"] = ops
