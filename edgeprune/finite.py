@@ -57,14 +57,23 @@ def check_trained_weights(model, phase: str, learning_rate: float) -> None:
 def check_numbers(model, data, recipe, where: str) -> None:
     """Before training and before export: weights finite (and within float16's range when the
     recipe exports float16), and every layer's output on the calibration and test samples
-    finite with a finite float32 range."""
+    finite with a finite float32 range. A model run elsewhere (a Keras 3 model kept as it is,
+    in its own process) shows only its outputs: those are checked."""
+    samples = {"calibration": data.representative(recipe.representative_samples), "test": data.x_test}
+    if not hasattr(model, "weights"):
+        for label, x in samples.items():
+            seen = _Range()
+            out = model.predict(x)
+            for values in out if isinstance(out, (list, tuple)) else [out]:
+                seen.add(np.asarray(values))
+            seen.check("the model's output", label, where)
+        return
     problem = non_finite_weight(model)
     if problem:
         raise InputError(f"the weights are not finite ({problem})", where=where,
                          fix="lower finetune.learning_rate, or re-train the model")
     if "float16" in recipe.quantize:
         _check_float16(model, where)
-    samples = {"calibration": data.representative(recipe.representative_samples), "test": data.x_test}
     for label, x in samples.items():
         _check_activations(model, x, label, where)
 

@@ -21,6 +21,7 @@ program.
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import tempfile

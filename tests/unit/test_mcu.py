@@ -171,15 +171,17 @@ def test_cortex_m_targets_name_an_emulated_core_with_a_clock():
 def test_max_latency_on_a_microcontroller_is_judged_on_the_estimate():
     from edgeprune.pipeline import judge_budgets
     from edgeprune.report.schema import ArtifactRecord, figure
+    from edgeprune.tasks import OutputTask, Task
 
     profile = load_target("cortex-m4")
+    task = Task(outputs=(OutputTask(name="logits", kind="classification", shape=(10,), num_classes=10),))
     measured = {"accuracy": figure(0.9, "fraction", "x"),
                 "latency_ms": figure(0.01, "ms", "tflite-micro on tflm (host) (this machine, not the target)"),
                 "latency_estimate_ms": figure(1500.0, "ms", "instructions x CPI", method="estimated")}
     deploy = ArtifactRecord(name="int8.tflite", format="tflite", precision="int8", measurements=measured)
     baseline = ArtifactRecord(name="baseline.keras", format="keras", precision="float32",
                               measurements={"accuracy": figure(0.9, "fraction", "x")})
-    verdict = next(v for v in judge_budgets(profile, deploy, baseline, Path("unused"))
+    verdict = next(v for v in judge_budgets(profile, deploy, baseline, Path("unused"), task)
                    if v.name == "max_latency_ms")
     assert verdict.verdict == "fail" and verdict.value == 1500.0
     assert "estimated" in verdict.note
