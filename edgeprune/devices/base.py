@@ -23,11 +23,33 @@ class RunRequest:
     warmup: int = 10
     repeats: int = 50
     min_time_s: float = 0.0
+    control_pairs: int = 0      # > 0: also time the runner's control workload beside the model
+    control_block_ms: float = 10.0
 
     def to_json(self, artifact_name: str, mark_invokes: bool = False) -> dict:
-        return {"artifact": artifact_name, "engine": self.engine, "threads": self.threads,
-                "delegate": self.delegate, "warmup": self.warmup, "repeats": self.repeats,
-                "min_time_s": self.min_time_s, "mark_invokes": mark_invokes}
+        out = {"artifact": artifact_name, "engine": self.engine, "threads": self.threads,
+               "delegate": self.delegate, "warmup": self.warmup, "repeats": self.repeats,
+               "min_time_s": self.min_time_s, "mark_invokes": mark_invokes}
+        if self.control_pairs:
+            out.update(control_pairs=self.control_pairs, control_block_ms=self.control_block_ms)
+        return out
+
+
+@dataclass
+class AbRequest:
+    """Two artifacts timed in alternating blocks in one process (the runner's A/B job)."""
+
+    engine: str
+    threads: int = 1
+    delegate: str = "xnnpack"
+    warmup: int = 20
+    pairs: int = 20
+    block_ms: float = 15.0
+
+    def to_json(self, first: str, second: str) -> dict:
+        return {"artifact": first, "ab_artifact": second, "engine": self.engine,
+                "threads": self.threads, "delegate": self.delegate, "warmup": self.warmup,
+                "ab_pairs": self.pairs, "ab_block_ms": self.block_ms}
 
 
 @dataclass
@@ -51,3 +73,11 @@ class Device(Protocol):
 
     def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
         """Run every input once (outputs) and time ``request.repeats`` invokes."""
+
+
+class AbDevice(Protocol):
+    """A device whose wall-clock time is the target's own (this machine, an SSH board)."""
+
+    def run_ab(self, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
+               request: AbRequest) -> dict:
+        """The runner's ``ab`` result (pairs of block medians) plus ``runtime`` and ``where``."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import platform
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DeviceError, UnsupportedError
 from ..runtimes import runner
-from .base import RunRequest, RunResult
+from .base import AbRequest, RunRequest, RunResult
 
 
 class LocalDevice:
@@ -22,8 +23,25 @@ class LocalDevice:
         return f"local {platform.machine()}"
 
     def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
-        try:
+        with self._errors(artifact):
             result, outputs = runner.run_job(request.to_json(artifact.name), inputs, str(artifact))
+        extra = {"threads": result["threads"], "delegate": result["delegate"]}
+        if "control" in result:
+            extra["control"] = result["control"]
+        return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
+                         where=self.describe(), extra=extra)
+
+    def run_ab(self, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
+               request: AbRequest) -> dict:
+        with self._errors(second):
+            result = runner.run_ab_job(request.to_json(first.name, second.name), inputs[0],
+                                       inputs[1], str(first), str(second))
+        return {**result["ab"], "runtime": result["runtime"], "where": self.describe()}
+
+    @contextmanager
+    def _errors(self, artifact: Path):
+        try:
+            yield
         except runner.RunnerError as exc:
             if exc.stage == "runtime-missing":
                 raise DeviceError(str(exc), where=self.describe(),
@@ -31,6 +49,3 @@ class LocalDevice:
             raise UnsupportedError(str(exc), where=str(artifact),
                                    fix="the target's runtime cannot load this artifact; "
                                        "see the recipe's quantize and tflite_sparse_encoding") from None
-        return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
-                         where=self.describe(), extra={"threads": result["threads"],
-                                                       "delegate": result["delegate"]})

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DeviceError, UnsupportedError
 from ..runtimes import runner
-from .base import RunRequest, RunResult
+from .base import AbRequest, RunRequest, RunResult
 
 # ssh exits 255 when the connection or authentication failed
 _SSH_FAILED = 255
@@ -123,28 +123,47 @@ class SshDevice:
 
     def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
         artifact = Path(artifact)
+        result, outputs = self._job(artifact, lambda job: _write_job(job, artifact, inputs, request),
+                                    fetch_outputs=True)
+        extra = {"threads": result["threads"], "delegate": result["delegate"],
+                 "machine": result.get("machine"), "python": result.get("python")}
+        if "control" in result:
+            extra["control"] = result["control"]
+        return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
+                         where=self.describe(), extra=extra)
+
+    def run_ab(self, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
+               request: AbRequest) -> dict:
+        """Both artifacts timed in alternating blocks by one runner process on the board."""
+        first, second = Path(first), Path(second)
+        result, _ = self._job(second, lambda job: _write_ab_job(job, first, second, inputs, request),
+                              fetch_outputs=False)
+        return {**result["ab"], "runtime": result["runtime"], "where": self.describe()}
+
+    def _job(self, artifact: Path, write, *, fetch_outputs: bool):
+        """Copy a job folder (filled by ``write``) to the board, run the runner there, and
+        bring ``outputs.npy`` back if asked; the remote folder is always removed."""
         if not artifact.is_file():
             raise DeviceError("no artifact file here", where=str(artifact))
         connect = float(self.device.connect_timeout_s) + 30.0
         remote_dir = self._make_remote_dir(connect)
+        outputs = None
         try:
             with tempfile.TemporaryDirectory(prefix="edgeprune-ssh-") as tmp:
                 local = Path(tmp)
-                _write_job(local, artifact, inputs, request)
+                write(local)
                 files = [str(p) for p in sorted(local.iterdir())]
                 self._call(self.scp_command(files, self._remote_path(remote_dir + "/")),
                            what="copying the job to the board", timeout=connect + 300, check=True)
                 result = self._run_runner(remote_dir, artifact)
-                self._call(self.scp_command([self._remote_path(remote_dir + "/outputs.npy")],
-                                            str(local / "fetched.npy")),
-                           what="copying outputs.npy back", timeout=connect + 300, check=True)
-                outputs = np.load(local / "fetched.npy", allow_pickle=False)
+                if fetch_outputs:
+                    self._call(self.scp_command([self._remote_path(remote_dir + "/outputs.npy")],
+                                                str(local / "fetched.npy")),
+                               what="copying outputs.npy back", timeout=connect + 300, check=True)
+                    outputs = np.load(local / "fetched.npy", allow_pickle=False)
         finally:
             self._remove_remote_dir(remote_dir, connect)
-        return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
-                         where=self.describe(),
-                         extra={"threads": result["threads"], "delegate": result["delegate"],
-                                "machine": result.get("machine"), "python": result.get("python")})
+        return result, outputs
 
     def _make_remote_dir(self, timeout: float) -> str:
         proc = self._call(self.ssh_command(["mktemp", "-d", "-t", "edgeprune.XXXXXXXX"]),
@@ -198,3 +217,14 @@ def _write_job(job: Path, artifact: Path, inputs: np.ndarray, request: RunReques
     shutil.copy2(artifact, job / artifact.name)
     np.save(job / "inputs.npy", np.ascontiguousarray(inputs, dtype=np.float32))
     (job / "request.json").write_text(json.dumps(request.to_json(artifact.name)))
+
+
+def _write_ab_job(job: Path, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
+                  request: AbRequest) -> None:
+    shutil.copy2(runner.__file__, job / "runner.py")
+    names = (f"a_{first.name}", f"b_{second.name}")   # the two may share a file name
+    shutil.copy2(first, job / names[0])
+    shutil.copy2(second, job / names[1])
+    np.save(job / "inputs.npy", np.ascontiguousarray(inputs[0], dtype=np.float32))
+    np.save(job / "inputs_ab.npy", np.ascontiguousarray(inputs[1], dtype=np.float32))
+    (job / "request.json").write_text(json.dumps(request.to_json(*names)))

@@ -202,3 +202,29 @@ def test_ssh_command_quotes_every_remote_word(sshd):
     assert "BatchMode=yes" in cmd and "ConnectTimeout=5" in cmd
     assert cmd[cmd.index("-p") + 1] == str(sshd["port"])
     assert SshDevice(_profile(sshd, python="~/venv/bin/python"))._python_word() == '"$HOME"/venv/bin/python'
+
+
+def test_ssh_check_remeasures_latency_ab_on_the_board(sshd, tmp_path, remote_dirs):
+    """`check` on an SSH target times the baseline's file and the report's on the board,
+    in one runner process, and catches a file with 20% more work."""
+    from check_reports import make_report, row, with_files
+    from tflite_chain import fc_chain
+
+    from edgeprune.check import Remeasure, check_reports, write_baseline
+
+    old, new = (fc_chain(tmp_path / f"fc{n}.tflite", layers=n, width=128, inputs=128)
+                for n in (10, 12))
+    reports = []
+    for name, path in (("old", old), ("new", new)):
+        report = make_report(tolerances={})
+        report["target"].update(name="loopback", device_kind="ssh",
+                                device=_profile(sshd).device.model_dump(mode="json"))
+        reports.append(with_files(report, tmp_path / name, {"int8.tflite": path}))
+    baseline = tmp_path / "baselines" / "loopback.json"
+    write_baseline(reports[0], baseline, report_dir=tmp_path / "old")
+    result = check_reports(reports[1], reports[0],
+                           remeasure=Remeasure(tmp_path / "new", baseline, pairs=12))
+    r = row(result, "latency_ms", target="loopback")
+    assert r.detail.startswith(f"A/B in this run on ssh {getpass.getuser()}@127.0.0.1"), r.detail
+    assert r.verdict == "regressed", r.detail
+    assert len(remote_dirs) == 1 and not remote_dirs[0].exists()
