@@ -37,7 +37,7 @@ from typing import Any
 ALPHA = 0.01
 #: Pairs of blocks in an A/B re-measurement, and the length of one block.
 AB_PAIRS = 20
-AB_BLOCK_MS = 15.0
+AB_BLOCK_MS = 10.0
 #: The fallback (control-normalised, across runs) needs at least this relative change.
 FALLBACK_MIN_REL = 0.5
 

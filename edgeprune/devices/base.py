@@ -44,7 +44,7 @@ class AbRequest:
     delegate: str = "xnnpack"
     warmup: int = 20
     pairs: int = 20
-    block_ms: float = 15.0
+    block_ms: float = 10.0
 
     def to_json(self, first: str, second: str) -> dict:
         return {"artifact": first, "ab_artifact": second, "engine": self.engine,

@@ -201,7 +201,7 @@ def run_ab_job(request, inputs_a, inputs_b, path_a, path_b):
         for _ in range(int(request.get("warmup", 10))):
             model.invoke()
     ab = paired_blocks(models[0], models[1], int(request.get("ab_pairs", 20)),
-                       float(request.get("ab_block_ms", 15.0)))
+                       float(request.get("ab_block_ms", 10.0)))
     return {"ok": True, "protocol": PROTOCOL_VERSION, "runtime": models[0].runtime,
             "python": platform.python_version(), "machine": platform.machine(),
             "threads": threads, "delegate": delegate, "ab": ab}
@@ -250,7 +250,7 @@ def _median(values):
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
-def paired_blocks(first, second, pairs, block_ms, min_invokes=5, max_invokes=5000):
+def paired_blocks(first, second, pairs, block_ms, min_invokes=3, max_invokes=5000):
     """Time two models (inputs already set) in ``pairs`` pairs of blocks.
 
     Each block is about ``block_ms`` of back-to-back invokes of one model (the count

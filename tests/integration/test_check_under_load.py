@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from quadrants import quadrant_cnn, quadrants
 
 from edgeprune.check_cli import check
 from edgeprune.pipeline import ExportOptions, run_export
@@ -24,40 +25,17 @@ RECIPE = 'quantize = ["int8"]\nformats = ["tflite"]\ntflite_sparse_encoding = "n
 COST = {"host": "latency_ms", "rpi4": "instructions_per_invoke", "cortex-m4": "arena_bytes"}
 
 
-def quadrants(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """24x24 RGB noise with one bright quadrant; the class is the quadrant."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, n)
-    x = rng.random((n, 24, 24, 3), dtype=np.float32) * 0.2
-    for i, c in enumerate(y):
-        r, q = divmod(int(c), 2)
-        x[i, r * 12:(r + 1) * 12, q * 12:(q + 1) * 12] += 0.8
-    return x, y
-
-
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, keras):
     """A data file, a recipe file, and the model at 8 channels (trained) and at 16 (its
     figures only need to grow: left untrained), saved."""
-    import edgeprune.keras_env as keras_env
-
     folder = tmp_path_factory.mktemp("load")
     (x_train, y_train), (x_test, y_test) = quadrants(192, 0), quadrants(24, 1)
     np.savez(folder / "data.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     (folder / "recipe.toml").write_text(RECIPE)
     models = {}
     for channels in (8, 16):
-        keras_env.set_seed(0)
-        model = keras.Sequential([
-            keras.Input(shape=(24, 24, 3)),
-            keras.layers.Conv2D(channels, 3, activation="relu", name="conv1"),
-            keras.layers.Conv2D(channels, 3, strides=2, activation="relu", name="conv2"),
-            keras.layers.GlobalAveragePooling2D(name="pool"),
-            keras.layers.Dense(4, name="logits")], name="cnn")
-        if channels == 8:
-            model.compile(keras.optimizers.Adam(0.01),
-                          keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-            model.fit(x_train, y_train, epochs=6, batch_size=32, verbose=0)
+        model = quadrant_cnn(keras, channels, train=(x_train, y_train) if channels == 8 else None)
         models[channels] = folder / f"cnn{channels}.keras"
         model.save(models[channels])
     return folder, models
