@@ -65,6 +65,16 @@ class RunResult:
     extra: dict = field(default_factory=dict)
 
 
+def run_result(result: dict, outputs: np.ndarray, where: str, *keys: str) -> RunResult:
+    """A RunResult from the runner's JSON result, with ``threads``, ``delegate``, the
+    ``keys`` asked for and, when it was timed, the ``control`` workload in ``extra``."""
+    extra = {key: result.get(key) for key in ("threads", "delegate", *keys)}
+    if "control" in result:
+        extra["control"] = result["control"]
+    return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
+                     where=where, extra=extra)
+
+
 class Device(Protocol):
     kind: str
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import DeviceError, UnsupportedError
 from ..runtimes import runner
-from .base import AbRequest, RunRequest, RunResult
+from .base import AbRequest, RunRequest, RunResult, run_result
 
 
 class LocalDevice:
@@ -25,11 +25,7 @@ class LocalDevice:
     def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
         with self._errors(artifact):
             result, outputs = runner.run_job(request.to_json(artifact.name), inputs, str(artifact))
-        extra = {"threads": result["threads"], "delegate": result["delegate"]}
-        if "control" in result:
-            extra["control"] = result["control"]
-        return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
-                         where=self.describe(), extra=extra)
+        return run_result(result, outputs, self.describe())
 
     def run_ab(self, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
                request: AbRequest) -> dict:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DeviceError, UnsupportedError
 from ..runtimes import runner
-from .base import AbRequest, RunRequest, RunResult
+from .base import AbRequest, RunRequest, RunResult, run_result
 
 # ssh exits 255 when the connection or authentication failed
 _SSH_FAILED = 255
@@ -125,12 +125,7 @@ class SshDevice:
         artifact = Path(artifact)
         result, outputs = self._job(artifact, lambda job: _write_job(job, artifact, inputs, request),
                                     fetch_outputs=True)
-        extra = {"threads": result["threads"], "delegate": result["delegate"],
-                 "machine": result.get("machine"), "python": result.get("python")}
-        if "control" in result:
-            extra["control"] = result["control"]
-        return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
-                         where=self.describe(), extra=extra)
+        return run_result(result, outputs, self.describe(), "machine", "python")
 
     def run_ab(self, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
                request: AbRequest) -> dict:

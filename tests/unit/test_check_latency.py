@@ -4,7 +4,6 @@ control-normalised fallback, and the statistics under them."""
 
 from __future__ import annotations
 
-import copy
 import math
 import subprocess
 import sys
@@ -198,4 +197,3 @@ def test_runner_paired_blocks_alternate_and_cover_both_models():
     assert len(out["pairs"]) == 4 and out["block_invokes"] == [3, 3]
     blocks = [calls[i] for i in range(10, len(calls), 3)]     # after the two 5-invoke probes
     assert blocks == ["a", "b", "b", "a", "a", "b", "b", "a"]
-    assert copy.deepcopy(out) == out
