@@ -8,6 +8,7 @@ interpreter (device.python = sys.executable), which has numpy and the runtimes.
 from __future__ import annotations
 
 import getpass
+import json
 import shutil
 import socket
 import subprocess
@@ -228,3 +229,27 @@ def test_ssh_check_remeasures_latency_ab_on_the_board(sshd, tmp_path, remote_dir
     assert r.detail.startswith(f"A/B in this run on ssh {getpass.getuser()}@127.0.0.1"), r.detail
     assert r.verdict == "regressed", r.detail
     assert len(remote_dirs) == 1 and not remote_dirs[0].exists()
+
+
+def test_ssh_check_exits_4_and_names_no_remeasure_when_board_unreachable(sshd, tmp_path):
+    from check_reports import make_report, with_files
+    from click.testing import CliRunner
+    from tflite_chain import fc_chain
+
+    from edgeprune.check import write_baseline
+    from edgeprune.check_cli import check
+
+    model = fc_chain(tmp_path / "m.tflite", layers=1, width=8, inputs=8)
+    report = make_report()
+    report["target"].update(name="loopback", device_kind="ssh", device=_profile(
+        sshd, port=_free_port()).device.model_dump(mode="json"))
+    report = with_files(report, tmp_path / "dist", {"int8.tflite": model})
+    (tmp_path / "dist" / "report.json").write_text(json.dumps(report))
+    write_baseline(report, tmp_path / "b.json", report_dir=tmp_path / "dist")
+    out = CliRunner().invoke(check, [str(tmp_path / "dist" / "report.json"), "--baseline",
+                                     str(tmp_path / "b.json")])
+    assert out.exit_code == EXIT_DEVICE, out.output
+    assert "A/B re-measurement of latency failed" in out.output and "--no-remeasure" in out.output
+    fallback = CliRunner().invoke(check, [str(tmp_path / "dist" / "report.json"), "--baseline",
+                                          str(tmp_path / "b.json"), "--no-remeasure"])
+    assert fallback.exit_code == 0, fallback.output
