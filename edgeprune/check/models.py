@@ -99,8 +99,6 @@ class OpsFigure(Figure):
 
 def _legacy_host_latency(data: Any) -> Any:
     """An old report's host time for a non-host target, under its new name."""
-    if not isinstance(data, dict):
-        return data
     old = data.get("latency_ms")
     if (isinstance(old, dict) and isinstance(old.get("by"), str)
             and old["by"].endswith(LEGACY_HOST_NOTE) and "host_latency_ms" not in data):
@@ -109,14 +107,33 @@ def _legacy_host_latency(data: Any) -> Any:
     return data
 
 
+def _class_counts(data: Any) -> Any:
+    """``instructions_by_class`` as a figure, whether it came as one, as a plain
+    ``{class: count}`` mapping, or as a key of the ``instructions_per_invoke`` figure."""
+    total = data.get("instructions_per_invoke")
+    classes = data.get("instructions_by_class")
+    if classes is None and isinstance(total, dict) and "instructions_by_class" in total:
+        classes = total["instructions_by_class"]
+    if isinstance(classes, dict) and "method" not in classes and isinstance(total, dict):
+        classes = {"value": classes, "unit": total.get("unit", "instructions"),
+                   "method": total.get("method"), "by": total.get("by")}
+    if classes is not None:
+        data = {**data, "instructions_by_class": classes}
+    return data
+
+
+def _normalised(data: Any) -> Any:
+    return _class_counts(_legacy_host_latency(data)) if isinstance(data, dict) else data
+
+
 _FIELDS: dict[str, Any] = {name: (Figure | None, None) for name in NUMERIC}
 _FIELDS.update({name: (LatencyFigure | None, None) for name in LATENCY_FIGURES})
 _FIELDS.update(instructions_by_class=(ClassesFigure | None, None),
                breakdown=(Breakdown | None, None), ops=(OpsFigure | None, None))
 Measurements = create_model(
     "Measurements", __config__=_OPEN,
-    __validators__={"legacy": model_validator(mode="before")(
-        lambda cls, data: _legacy_host_latency(data))},
+    __validators__={"normalised": model_validator(mode="before")(
+        lambda cls, data: _normalised(data))},
     **_FIELDS)
 
 

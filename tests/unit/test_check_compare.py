@@ -102,6 +102,21 @@ def test_check_reports_judges_each_instruction_class_against_the_total(board):
     assert row(result, "instructions_by_class.simd_int_mac", target="rpi4").verdict == "unchanged"
 
 
+@pytest.mark.parametrize("shape", ["figure", "mapping", "key of instructions_per_invoke"])
+def test_check_reports_reads_instruction_classes_in_each_shape(board, shape):
+    for rep in (board, rerun := copy.deepcopy(board)):
+        counts = {"simd": 1_000_000, "scalar": 204_118 + (50_000 if rep is rerun else 0)}
+        m = rep["artifacts"][2]["measurements"]
+        if shape == "figure":
+            m["instructions_by_class"] = figure(counts, "instructions", "qemu plugin")
+        elif shape == "mapping":
+            m["instructions_by_class"] = counts
+        else:
+            m["instructions_per_invoke"]["instructions_by_class"] = counts
+    r = row(check_reports(rerun, board), "instructions_by_class.scalar", target="rpi4")
+    assert r.verdict == "regressed" and r.delta == 50_000
+
+
 def test_check_reports_reports_improvements_when_figures_got_better(board):
     rerun = copy.deepcopy(board)
     measurement(rerun, "int8.tflite", "size_bytes")["value"] -= 1000
