@@ -60,7 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reruns", type=int, default=10)
     parser.add_argument("--trials", type=int, default=5)
-    parser.add_argument("--targets", nargs="+", default=["host", "rpi4", "cortex-m4"])
+    parser.add_argument("--targets", nargs="*", default=["host", "rpi4", "cortex-m4"])
     parser.add_argument("--model", choices=["cnn", "digits"], default="cnn")
     parser.add_argument("--skip-detection", action="store_true")
     args = parser.parse_args()
@@ -76,6 +76,7 @@ def main() -> int:
               f"check time median {seconds:.1f} s")
     if not args.skip_detection:
         detection(root, args.trials)
+        fallback_detection(root, args.trials)
     return 0
 
 
@@ -93,8 +94,7 @@ def _models(root: Path, kind: str) -> dict:
     out = {"data": root / "data.npz", "recipe": root / "recipe.toml"}
     for name, channels in (("same", 8), ("wide", 16)):
         path = root / f"cnn{channels}.keras"
-        quadrant_cnn(keras, channels, train=(x_train, y_train) if name == "same" else None
-                     ).save(path)
+        quadrant_cnn(keras, channels, train=(x_train, y_train)).save(path)
         out[name] = str(path)
     return out
 
@@ -187,6 +187,44 @@ def detection(root: Path, trials: int) -> None:
             ratios.append(" ".join(f"{v['delta_rel'] + 1:.2f}" for v in verdicts))
         print(f"{k:>2} {true:>10.3f} {caught[0]:>9}/{trials} {caught[1]:>10}/{trials}  "
               f"{ratios[0]}; {ratios[1]}")
+
+
+def fallback_detection(root: Path, trials: int) -> None:
+    """The fallback rule (no baseline file: control-normalised times of two exports) on
+    the same chains: each trial times the baseline and the planted file as an export
+    does, each under its own load (0, 1 or 2 burners)."""
+    from types import SimpleNamespace
+
+    from edgeprune.check.latency import decide_control
+    from edgeprune.check.models import Control
+    from edgeprune.devices.base import RunRequest
+    from edgeprune.devices.local import LocalDevice
+    from edgeprune.pipeline import CONTROL, HOST_REQUEST
+
+    width = 256
+    x = np.random.default_rng(0).random((2, width), dtype=np.float32)
+    request = RunRequest(engine="litert", **HOST_REQUEST, **CONTROL)
+
+    def export_like(path: Path, burners: int):
+        with Burners(burners):
+            run = LocalDevice().run(path, x, request)
+        return SimpleNamespace(value=float(np.median(run.latency_ms)),
+                               control=Control.model_validate(run.extra["control"]))
+
+    print("\n== the fallback rule (--no-remeasure), same chains, each run under 0-2 burners")
+    print(f"{'k':>2} {'caught':>7}  normalised ratios (stored-median ratios)")
+    for k in (0, 2, 5, 10):
+        path = root / f"fc{10 + k}.tflite"
+        if not path.exists():
+            from tflite_chain import fc_chain
+
+            fc_chain(path, layers=10 + k, width=width, inputs=width)
+        decisions = [decide_control(export_like(root / "fc10.tflite", i % 3),
+                                    export_like(path, (i + 1) % 3), 0.10, "no A/B")
+                     for i in range(trials)]
+        print(f"{k:>2} {sum(d['verdict'] == 'regressed' for d in decisions):>4}/{trials}  "
+              + " ".join(f"{d['delta_rel'] + 1:.2f} ({d['value'] / d['baseline']:.2f})"
+                         for d in decisions))
 
 
 if __name__ == "__main__":
