@@ -1,7 +1,8 @@
 """``edgeprune check``: the CI gate, a thin click command over :mod:`edgeprune.check`.
 
 Exit codes: 0 nothing regressed and every budget passed (or ``--update-baseline``),
-3 a regression or a failed budget, 2 bad input (the error is printed as ``error: ...``).
+3 a regression or a failed budget, 2 bad input (the error is printed as ``error: ...``),
+4 the device of an A/B re-measurement (an SSH board) could not be reached.
 """
 
 from __future__ import annotations

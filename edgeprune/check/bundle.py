@@ -111,15 +111,16 @@ class Baseline:
     def __init__(self, data: Any, *, source: str):
         self.source = source
         self.by_target: dict[str, Entry] = {}
+        self._unnamed: list[Entry] = []   # unreadable and nameless: shown if nothing matches
         for entry in entries(data, source):
             name = entry.target
             if name is None:
-                continue          # unreadable and nameless: reported if its target is asked for
-            if name in self.by_target:
+                self._unnamed.append(entry)
+            elif name in self.by_target:
                 raise InputError(f"target {name!r} appears twice", where=source,
                                  fix="keep one report per target in a bundle")
-            self.by_target[name] = entry
-        self._unnamed = [e for e in entries(data, source) if e.target is None]
+            else:
+                self.by_target[name] = entry
 
     def report(self, target: str, *, report_source: str) -> Report:
         entry = self.by_target.get(target)
