@@ -12,10 +12,15 @@
 #   openssh-client   ssh and scp for ssh devices
 #   openssh-server   the loopback "board" in tests/unit/test_devices_ssh.py
 #   util-linux       unshare and taskset (normally present already)
+#   gcc-arm-none-eabi, libnewlib-arm-none-eabi, libstdc++-arm-none-eabi-dev
+#                    compile TFLite Micro + CMSIS-NN and the bare-metal harness for Cortex-M
+#   qemu-system-arm  runs it on the emulated Cortex-M4/M7/M55 boards (mps2-an386/an500, mps3-an547)
+#   patch            applies TFLM's flatbuffers patch when the sources come from upstream
 set -euo pipefail
 
 packages=(qemu-user mmdebstrap gpg uidmap debian-archive-keyring gcc libc6-dev libfaketime
-          xz-utils ca-certificates openssh-client openssh-server util-linux)
+          xz-utils ca-certificates openssh-client openssh-server util-linux
+          gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm patch)
 
 missing=()
 for p in "${packages[@]}"; do

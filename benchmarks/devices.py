@@ -6,7 +6,8 @@ model_float32.tflite, model_int8.tflite, model_float32.onnx, model_int8.onnx), t
 with `edgeprune bench`'s code measures, three times each:
   - float32 and int8 TFLite on rpi3 (cortex-a53), rpi4 (cortex-a72), rpi5 (cortex-a76):
     guest instructions per invoke (QEMU TCG plugin), their spread over the three runs,
-    and the int8/float ratio;
+    the board's latency estimate (profile threads, calibration error band), and the
+    int8/float ratios of instructions and of estimates;
   - float32 and int8 ONNX on jetson-orin (ONNX Runtime, cortex-a76 emulated);
   - int8 TFLite on cortex-m4 / cortex-m7: the smallest arena found by measurement,
     and the flash the model takes;
@@ -56,7 +57,8 @@ def main() -> int:
         folder = run_export(ExportOptions(target="host", out_dir=Path(tempfile.mkdtemp()))).out_dir
 
     print(f"\nartifacts from {folder}\n")
-    print(f"{'target':12} {'artifact':16} {'instructions/invoke (3 runs)':>44} {'spread':>8} {'estimate ms':>12}")
+    print(f"{'target':12} {'artifact':20} {'instructions/invoke (3 runs)':>44} {'spread':>8} "
+          f"{'estimate ms':>12}  estimate")
     per = {}
     for target in ("rpi3", "rpi4", "rpi5"):
         for name in ("model_float32.tflite", "model_int8.tflite"):
@@ -66,14 +68,17 @@ def main() -> int:
     for (target, name), runs in per.items():
         counts = [r["instructions_per_invoke"]["value"] for r in runs]
         spread = (max(counts) - min(counts)) / float(np.median(counts))
-        est = runs[0].get("latency_estimate_ms", {}).get("value")
-        print(f"{target:12} {name:16} {', '.join(f'{c:,}' for c in counts):>44} {spread:8.2%} "
-              f"{est if est is None else round(est, 4)!s:>12}")
+        est = runs[0].get("latency_estimate_ms", {})
+        value = est.get("value")
+        print(f"{target:12} {name:20} {', '.join(f'{c:,}' for c in counts):>44} {spread:8.2%} "
+              f"{value if value is None else round(value, 4)!s:>12}  {est.get('by', '-')[:60]}")
     print()
     for target in ("rpi3", "rpi4", "rpi5"):
         f = np.median([r["instructions_per_invoke"]["value"] for r in per[(target, "model_float32.tflite")]])
         q = np.median([r["instructions_per_invoke"]["value"] for r in per[(target, "model_int8.tflite")]])
-        print(f"{target}: int8 / float32 instructions = {q / f:.3f}")
+        ef, eq = (per[(target, n)][0]["latency_estimate_ms"]["value"]
+                  for n in ("model_float32.tflite", "model_int8.tflite"))
+        print(f"{target}: int8 / float32 instructions = {q / f:.3f}, estimated latency = {eq / ef:.3f}")
     f = np.median([r["instructions_per_invoke"]["value"] for r in per[("jetson-orin", "model_float32.onnx")]])
     q = np.median([r["instructions_per_invoke"]["value"] for r in per[("jetson-orin", "model_int8.onnx")]])
     print(f"jetson-orin (onnxruntime): int8 / float32 instructions = {q / f:.3f}")

@@ -2,6 +2,10 @@
 
 Inputs are deterministic pseudo-random samples shaped like the artifact's input
 (seed 0), so the figures are latency, instructions and memory, not accuracy.
+On an emulated board there is no wall time to measure: the result has the
+instruction counts and the board's latency estimate, labelled with its thread
+count, calibration and error band, and no ``latency_ms``. A .tflite's operators
+are also timed (or counted) one by one: ``ops``, the costliest in the terminal.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import numpy as np
 
 from .devices import RunRequest, device_for
 from .devices.local import LocalDevice
+from .devices.target_runs import emulated_figures, op_repeats
 from .errors import ConfigError, InputError
-from .measure.latency import latency_stats, spread_of
+from .measure.latency import latency_stats
+from .measure.ops import ops_figure, render_top_ops
 from .measure.size import sizes
 from .targets import load_target
 
@@ -62,40 +68,47 @@ def bench_artifact(artifact: str | Path, target: str, *, repeats: int | None = N
         settings["repeats"] = repeats
     device = LocalDevice(profile) if profile.device.kind in ("local", "rules") else device_for(profile)
     req = RunRequest(engine=engine, threads=profile.runtime.threads, delegate=profile.runtime.delegate,
-                     **settings)
+                     op_repeats=op_repeats(profile, True), **settings)
     log(f"measuring {path.name} on {device.describe()}")
     run = device.run(path, x, req)
     out = {"artifact": str(path), "target": profile.name, "device": run.where, "runtime": run.runtime,
            **sizes(path)}
-    out["latency_ms"] = {**latency_stats(run.latency_ms), "method": "measured",
-                         "meaningful": run.latency_is_meaningful}
-    if run.instructions_per_invoke:
-        med = float(np.median(run.instructions_per_invoke))
-        out["instructions_per_invoke"] = {"value": int(med), "spread": spread_of(run.instructions_per_invoke),
-                                          "by": run.instructions_by, "method": "measured"}
-        if profile.calibration:
-            cal = profile.calibration
-            out["latency_estimate_ms"] = {"value": med * cal.cycles_per_instruction / (cal.clock_mhz * 1e3),
-                                          "method": "estimated",
-                                          "by": f"instructions x CPI {cal.cycles_per_instruction} / "
-                                                f"{cal.clock_mhz} MHz"}
+    if run.latency_is_meaningful:
+        out["latency_ms"] = {**latency_stats(run.latency_ms), "method": "measured",
+                             "by": f"{run.runtime} on {run.where}"}
+    out.update(emulated_figures(run, profile, path))
+    if run.ops:
+        out["ops"] = ops_figure(run, profile, out.get("latency_estimate_ms") or out.get("latency_ms"))
     if run.arena_bytes is not None:
         out["arena_bytes"] = run.arena_bytes
+    out.update(run.extra.get("figures", {}))   # the device's own (emulated Cortex-M: edgeprune/mcu)
     return out
 
 
 def render(result: dict) -> str:
-    lat = result["latency_ms"]
     lines = [f"{result['artifact']} on {result['device']} ({result['runtime']})",
-             f"  size {result['size_bytes']} B, gzip {result['gzip_bytes']} B",
-             f"  latency median {lat['value']:.4f} ms, p90 {lat['p90']:.4f} ms, min {lat['min']:.4f} ms, "
-             f"n={lat['n']}" + ("" if lat["meaningful"] else " (wall time under emulation: not meaningful)")]
+             f"  size {result['size_bytes']} B, gzip {result['gzip_bytes']} B"]
+    if "latency_ms" in result:
+        lat = result["latency_ms"]
+        lines.append(f"  latency median {lat['value']:.4f} ms, p90 {lat['p90']:.4f} ms, "
+                     f"min {lat['min']:.4f} ms, n={lat['n']} (measured)")
     if "instructions_per_invoke" in result:
         ins = result["instructions_per_invoke"]
         lines.append(f"  instructions per invoke {ins['value']:,} (spread {ins['spread']:.2%}, {ins['by']})")
     if "latency_estimate_ms" in result:
         est = result["latency_estimate_ms"]
-        lines.append(f"  latency estimate {est['value']:.4f} ms (estimated: {est['by']})")
+        lines.append(f"  latency {est['value']:.4f} ms ({est['by']})")
+    elif "instructions_per_invoke" in result:
+        lines.append("  no latency: wall time under emulation means nothing and this target has "
+                     "no [calibration] to estimate one")
     if "arena_bytes" in result:
         lines.append(f"  arena {result['arena_bytes']} B (smallest that works, measured)")
+    if result.get("ops"):
+        lines.extend("  " + line for line in render_top_ops(Path(result["artifact"]).name, result["ops"]))
+    if "ram_bytes" in result:
+        fl, ram = result["flash_bytes"], result["ram_bytes"]
+        lines.append(f"  flash {fl['value']:,} B (code {fl['code_bytes']:,} + model {fl['model_bytes']:,}), "
+                     f"RAM {ram['value']:,} B (arena {ram['arena_bytes']:,} + data "
+                     f"{ram['static_data_bytes']:,} + stack {ram['stack_bytes']:,}), linked and run "
+                     f"on the emulated core")
     return "\n".join(lines)

@@ -20,7 +20,7 @@ from . import __version__
 from .devices import RunRequest, RunResult, device_for
 from .errors import ConfigError, InputError
 from .measure.breakdown import breakdown_onnx, breakdown_tflite
-from .measure.latency import latency_stats, spread_of
+from .measure.latency import latency_stats
 from .measure.metrics import classification_metrics
 from .measure.size import sizes
 from .output import sha256_file, staged_dir
@@ -30,15 +30,15 @@ from .targets import TargetProfile, load_target
 from .types import Artifact, CompressedModel, Dataset, SourceModel
 
 HOST_REQUEST = dict(warmup=50, repeats=300, min_time_s=0.0)
-DEVICE_REQUESTS = {
-    "local": HOST_REQUEST,
-    "ssh": HOST_REQUEST,
-    "qemu": dict(warmup=2, repeats=5, min_time_s=0.0),
-    "tflm": dict(warmup=1, repeats=5, min_time_s=0.0),
-}
 # Where wall-clock time is the target's own (latency_ms, gated by `check`), a control
 # workload is timed beside the model, for check's fallback rule (edgeprune/check/latency.py).
 CONTROL = dict(control_pairs=16, control_block_ms=10.0)
+DEVICE_REQUESTS = {
+    "local": HOST_REQUEST,
+    "ssh": {**HOST_REQUEST, **CONTROL},
+    "qemu": dict(warmup=2, repeats=5, min_time_s=0.0),
+    "tflm": dict(warmup=1, repeats=5, min_time_s=0.0),
+}
 
 
 @dataclass
@@ -240,27 +240,27 @@ def _choose_encoding(model, precision, kwargs, dense: bytes, profile, staging, t
 
 def validate(artifacts: list[Artifact], profile: TargetProfile, data: Dataset,
              baseline_top1: np.ndarray, log) -> dict[str, dict]:
-    """Measure every artifact on this machine, and the target's own artifacts on its device."""
+    """Measure every artifact on this machine, and the target's own artifacts on its device
+    (emulated boards: a bounded sample, all artifacts' jobs in parallel; see target_runs)."""
     from .devices.local import LocalDevice
+    from .devices.target_runs import device_runs, op_repeats
 
     host = LocalDevice(profile)
     device = device_for(profile) if profile.device.kind not in ("local", "rules") else None
     target_format = "onnx" if profile.runtime.engine == "onnxruntime" else "tflite"
+    on_device = [art for art in artifacts if device is not None and art.format == target_format
+                 and _device_runs(profile, art)]
     results = {}
-    for art in artifacts:
-        engine = "onnxruntime" if art.format == "onnx" else "litert"
-        req = RunRequest(engine=engine, threads=profile.runtime.threads,
-                         delegate=profile.runtime.delegate, **HOST_REQUEST,
-                         **(CONTROL if profile.device.kind == "local" else {}))
-        host_run = host.run(art.path, data.x_test, req)
-        dev_run = None
-        if device is not None and art.format == target_format and _device_runs(profile, art):
-            dreq = RunRequest(engine=profile.runtime.engine, threads=profile.runtime.threads,
-                              delegate=profile.runtime.delegate, **DEVICE_REQUESTS[profile.device.kind],
-                              **(CONTROL if profile.device.kind == "ssh" else {}))
-            log(f"validating {art.name} on {device.describe()}")
-            dev_run = device.run(art.path, data.x_test, dreq)
-        results[art.name] = measure(art, profile, data, baseline_top1, host_run, dev_run)
+    with device_runs(device, profile, on_device, data.x_test, log) as runs:
+        for art in artifacts:
+            engine = "onnxruntime" if art.format == "onnx" else "litert"
+            req = RunRequest(engine=engine, threads=profile.runtime.threads,
+                             delegate=profile.runtime.delegate, **HOST_REQUEST,
+                             op_repeats=op_repeats(profile, profile.device.kind == "local"),
+                             **(CONTROL if profile.device.kind == "local" else {}))
+            host_run = host.run(art.path, data.x_test, req)
+            results[art.name] = measure(art, profile, data, baseline_top1, host_run,
+                                        runs.result(art.name))
     return results
 
 
@@ -271,9 +271,11 @@ def _device_runs(profile: TargetProfile, art: Artifact) -> bool:
 
 def measure(art: Artifact, profile: TargetProfile, data: Dataset, baseline_top1: np.ndarray,
             host_run: RunResult, dev_run: RunResult | None) -> dict:
-    main = dev_run or host_run
-    by = f"{main.runtime} on {main.where}"
-    metrics = classification_metrics(main.outputs, data.y_test, data.num_classes, baseline_top1)
+    from .devices.target_runs import emulated_figures, host_sample, scored_run
+    from .measure.ops import ops_figure
+
+    scored, by = scored_run(host_run, dev_run)
+    metrics = classification_metrics(scored.outputs, data.y_test, data.num_classes, baseline_top1)
     m = {k: figure(v, "fraction", by) for k, v in metrics.items()}
     for key, value in sizes(art.path).items():
         m[key] = figure(value, "bytes", "file size" if key == "size_bytes" else "gzip -9 of the file")
@@ -289,24 +291,19 @@ def measure(art: Artifact, profile: TargetProfile, data: Dataset, baseline_top1:
         m["host_latency_ms"] = _latency_figure(host_run, note="this machine, not the target: "
                                                "shown, never gated")
     if dev_run is not None:
-        m["host_agreement"] = _agreement(dev_run, host_run, art, profile.runtime.engine)
-        if dev_run.instructions_per_invoke:
-            counts = dev_run.instructions_per_invoke
-            m["instructions_per_invoke"] = figure(int(np.median(counts)), "instructions",
-                                                  dev_run.instructions_by or by, samples=counts,
-                                                  spread=spread_of(counts))
-            cal = profile.calibration
-            if cal is not None:
-                est = np.median(counts) * cal.cycles_per_instruction / (cal.clock_mhz * 1e3)
-                m["latency_estimate_ms"] = figure(
-                    float(est), "ms",
-                    f"instructions x {cal.cycles_per_instruction} cycles/instruction / "
-                    f"{cal.clock_mhz} MHz ({cal.source or 'profile calibration'})", method="estimated")
+        m["host_agreement"] = _agreement(dev_run, host_sample(host_run, dev_run), art,
+                                         profile.runtime.engine)
+        m["host_agreement"]["samples"] = int(len(dev_run.outputs))
+        m.update(emulated_figures(dev_run, profile, art.path))
         if dev_run.arena_bytes is not None:
             m["arena_bytes"] = figure(int(dev_run.arena_bytes), "bytes", by,
                                       note="smallest arena that allocates and invokes, found by trying sizes")
             m["flash_bytes"] = figure(art.size_bytes, "bytes", "model array size",
                                       note="the model only; the interpreter's code is not counted")
+        m.update(dev_run.extra.get("figures", {}))   # the device's own (emulated Cortex-M: edgeprune/mcu)
+    target_run = dev_run or (host_run if profile.device.kind == "local" else None)
+    if target_run is not None and target_run.ops and "ops" not in m:
+        m["ops"] = ops_figure(target_run, profile, m.get("latency_estimate_ms") or m.get("latency_ms"))
     return m
 
 
@@ -343,6 +340,7 @@ BUDGET_FIGURES = {
     "max_latency_ms": "latency_ms",
     "max_arena_bytes": "arena_bytes",
     "max_flash_bytes": "flash_bytes",
+    "max_ram_bytes": "ram_bytes",
     "max_instructions_per_invoke": "instructions_per_invoke",
 }
 
@@ -360,6 +358,11 @@ def judge_budgets(profile: TargetProfile, deploy: ArtifactRecord, baseline: Arti
         if name == "max_latency_ms" and profile.device.kind == "qemu":
             fig = deploy.measurements.get("latency_estimate_ms")
             note = "estimated from emulated instruction counts"
+        elif name == "max_latency_ms" and profile.device.kind == "tflm":
+            fig = deploy.measurements.get("latency_estimate_ms")
+            note = ("estimated: instructions counted on the emulated core x calibrated cycles per "
+                    "instruction" if fig else "no estimate: needs device.core, device.clock_mhz and "
+                    "a calibration for that core")
         elif fig is None and name == "max_latency_ms" and "host_latency_ms" in deploy.measurements:
             note = "no latency was measured on the target (host_latency_ms is this machine's)"
         if fig is None:

@@ -69,10 +69,17 @@ class SshDevice(BaseModel):
 
 
 class MicroDevice(BaseModel):
-    """A microcontroller, validated with TFLite Micro's reference kernels on this machine."""
+    """A microcontroller: TFLite Micro's Python interpreter on this machine (op check, arena,
+    accuracy) and, when ``core`` is set, the real kernels compiled for that core and run
+    under qemu-system-arm (instructions, latency estimate, flash, RAM; see edgeprune/mcu)."""
 
     model_config = _STRICT
     kind: Literal["tflm"]
+    core: Literal["cortex-m4", "cortex-m7", "cortex-m55"] | None = None
+    fpu: bool = True
+    clock_mhz: float | None = Field(None, gt=0, le=10_000)
+    kernels: Literal["cmsis-nn", "reference", "both"] = "cmsis-nn"
+    samples: int = Field(8, ge=1, le=256)
 
 
 class RulesDevice(BaseModel):
@@ -88,12 +95,47 @@ Device = Annotated[Union[LocalDevice, QemuDevice, SshDevice, MicroDevice, RulesD
 
 
 class Calibration(BaseModel):
-    """Turns emulated instruction counts into a latency estimate: insns x CPI / clock."""
+    """Turns emulated instruction counts into a latency estimate for the board.
+
+    One thread: cycles = sum over instruction classes of count x ``cycles_per_class``
+    (or total x ``cycles_per_instruction`` for a profile calibrated with one figure);
+    ms = cycles / (``clock_mhz`` x 1000). ``threads`` threads (the profile's): that
+    times ``serial_fraction + (1 - serial_fraction) / threads`` (Amdahl's law), plus
+    ``memory_ms_per_mb`` per MB of weights beyond ``cache_bytes`` (read every invoke).
+    ``error_rel`` is the largest |estimate / published - 1| over ``error_rows``
+    published figures (``error_how`` says which); None where no figure exists.
+    Written by ``python -m edgeprune.devices.cost.fit --write`` (see docs/devices.md).
+    """
 
     model_config = _STRICT
     clock_mhz: float = Field(gt=0)
-    cycles_per_instruction: float = Field(gt=0)
+    cycles_per_class: dict[str, float] = Field(default_factory=dict)
+    cycles_per_instruction: float | None = Field(None, gt=0)
+    serial_fraction: float = Field(0.0, ge=0, le=1)
+    memory_ms_per_mb: float = Field(0.0, ge=0)
+    cache_bytes: int = Field(0, ge=0)
+    name: str = ""
     source: str = ""
+    error_rel: float | None = Field(None, ge=0)
+    error_rows: int = Field(0, ge=0)
+    error_how: str = ""
+
+    @model_validator(mode="after")
+    def _one_cost(self) -> "Calibration":
+        from .devices.cost.classes import CLASSES
+
+        if bool(self.cycles_per_class) == (self.cycles_per_instruction is not None):
+            raise ValueError("give either cycles_per_class (one cost per instruction class) or "
+                             "cycles_per_instruction (one for all), not both or neither")
+        unknown = sorted(set(self.cycles_per_class) - set(CLASSES))
+        missing = [c for c in CLASSES if self.cycles_per_class and c not in self.cycles_per_class]
+        if unknown or missing:
+            raise ValueError(f"cycles_per_class needs exactly the classes {', '.join(CLASSES)}"
+                             + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                             + (f"; missing: {', '.join(missing)}" if missing else ""))
+        if any(v < 0 for v in self.cycles_per_class.values()):
+            raise ValueError("cycles_per_class values must be >= 0")
+        return self
 
 
 class Memory(BaseModel):
@@ -132,6 +174,7 @@ class Budgets(BaseModel):
     max_accuracy_drop: float | None = Field(None, ge=0, le=1)
     max_arena_bytes: int | None = Field(None, ge=1)
     max_flash_bytes: int | None = Field(None, ge=1)
+    max_ram_bytes: int | None = Field(None, ge=1)
     max_instructions_per_invoke: int | None = Field(None, ge=1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,11 @@ def _isolated_cache(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     reuse = os.environ.get("EDGEPRUNE_TEST_CACHE")
     mp.setenv("EDGEPRUNE_CACHE", reuse or str(tmp_path_factory.mktemp("cache")))
+    # The TFLite Micro sources for the microcontroller tests: tox sets this; a plain pytest
+    # in a checkout with the shared mirror beside it finds it there.
+    mirror = Path(__file__).resolve().parents[2] / "shared" / "third_party" / "tflm-src.tar.xz"
+    if "EDGEPRUNE_TFLM_SOURCES" not in os.environ and mirror.is_file():
+        mp.setenv("EDGEPRUNE_TFLM_SOURCES", str(mirror))
     yield
     mp.undo()
 
@@ -69,3 +75,13 @@ def tiny_cnn(keras, tiny_data):
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
     model.fit(tiny_data.x_train, tiny_data.y_train, epochs=3, batch_size=32, verbose=0)
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_tflite(tmp_path_factory, tiny_cnn, tiny_data):
+    """The trained tiny CNN as a full-int8 .tflite file (float input and output)."""
+    from edgeprune.export.tflite import to_tflite
+
+    path = tmp_path_factory.mktemp("tiny-int8") / "model_int8.tflite"
+    path.write_bytes(to_tflite(tiny_cnn, "int8", representative=tiny_data.x_train[:50]))
+    return path

@@ -25,6 +25,7 @@ class RunRequest:
     min_time_s: float = 0.0
     control_pairs: int = 0      # > 0: also time the runner's control workload beside the model
     control_block_ms: float = 10.0
+    op_repeats: int = 0         # > 0: also time each operator of a .tflite alone (per-op cost)
 
     def to_json(self, artifact_name: str, mark_invokes: bool = False) -> dict:
         out = {"artifact": artifact_name, "engine": self.engine, "threads": self.threads,
@@ -62,17 +63,23 @@ class RunResult:
     instructions_per_invoke: list[int] | None = None   # emulated devices only
     instructions_by: str | None = None
     arena_bytes: int | None = None                     # microcontrollers only
+    instructions_by_class: list[dict[str, int]] | None = None   # per timed invoke, emulated only
+    # per operator (RunRequest.op_repeats): {"index", "op", "name", "weight_bytes",
+    #  "latency_ms": [...] | None,
+    #  "instructions": [...] | None, "instructions_by_class": [...] | None, "error": str | None}
+    ops: list[dict] | None = None
     extra: dict = field(default_factory=dict)
 
 
-def run_result(result: dict, outputs: np.ndarray, where: str, *keys: str) -> RunResult:
+def run_result(result: dict, outputs: np.ndarray, where: str, *keys: str,
+               ops: list[dict] | None = None) -> RunResult:
     """A RunResult from the runner's JSON result, with ``threads``, ``delegate``, the
     ``keys`` asked for and, when it was timed, the ``control`` workload in ``extra``."""
     extra = {key: result.get(key) for key in ("threads", "delegate", *keys)}
     if "control" in result:
         extra["control"] = result["control"]
     return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
-                     where=where, extra=extra)
+                     where=where, ops=ops, extra=extra)
 
 
 class Device(Protocol):

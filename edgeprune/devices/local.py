@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 from ..errors import DeviceError, UnsupportedError
 from ..runtimes import runner
 from .base import AbRequest, RunRequest, RunResult, run_result
+from .job import job_request, op_rows
 
 
 class LocalDevice:
@@ -24,8 +26,10 @@ class LocalDevice:
 
     def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
         with self._errors(artifact):
-            result, outputs = runner.run_job(request.to_json(artifact.name), inputs, str(artifact))
-        return run_result(result, outputs, self.describe())
+            with tempfile.TemporaryDirectory(prefix="edgeprune-ops-") as ops_dir:
+                payload, ops = job_request(request, Path(artifact), Path(ops_dir), absolute=True)
+                result, outputs = runner.run_job(payload, inputs, str(artifact))
+        return run_result(result, outputs, self.describe(), ops=op_rows(ops, result))
 
     def run_ab(self, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
                request: AbRequest) -> dict:

@@ -44,12 +44,12 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DeviceError
+from .qemu_guest import PYTHON_VERSION, EmulatorRoot, faketime_library, guest_command, read_counts
 
 LAYOUT_VERSION = 1
 SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
-PYTHON_VERSION = "3.11"
 # Debian packages the runner needs in the guest; apt adds their dependencies.
 DEBIAN_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "libstdc++6", "libgcc-s1",
                    "zlib1g", "libexpat1")
@@ -99,32 +99,6 @@ CORES = {
 }
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class EmulatorRoot:
-    """A prepared emulator folder and what is in it."""
-
-    path: Path
-
-    @property
-    def root(self) -> Path:
-        return self.path / "root"
-
-    @property
-    def python(self) -> Path:
-        return self.root / "usr" / "bin" / f"python{PYTHON_VERSION}"
-
-    @property
-    def plugin(self) -> Path:
-        return self.path / "plugin" / "libinsn_count.so"
-
-    def cpu_dir(self, cpu: str) -> Path:
-        return self.path / "cpu" / cpu
-
-    @property
-    def manifest(self) -> dict:
-        return json.loads((self.path / "manifest.json").read_text())
 
 
 # --------------------------------------------------------------------------- entry point
@@ -181,14 +155,6 @@ def check_tools() -> None:
                           expected="libfaketime.so.1 (Debian package libfaketime); it gives the "
                                    "emulated program a reproducible clock, so counts repeat exactly",
                           fix="apt-get install libfaketime  (or run .ci/system-deps.sh)")
-
-
-def faketime_library() -> Path | None:
-    for pattern in ("/usr/lib/*/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1",
-                    "/usr/local/lib/faketime/libfaketime.so.1"):
-        for hit in sorted(Path("/").glob(pattern.lstrip("/"))):
-            return hit
-    return None
 
 
 def root_spec() -> dict:
@@ -455,8 +421,6 @@ def _os_codename() -> str:
 
 def _smoke_test(build: Path) -> None:
     """Import every runtime in the guest and count one marker window (also compiles .pyc)."""
-    from .qemu import guest_command  # the exact command line QemuDevice uses
-
     layout = EmulatorRoot(build)
     counts = build / "smoke-counts.txt"
     # Importing what the runner imports also leaves their .pyc in the root (runs never write).
@@ -469,9 +433,9 @@ def _smoke_test(build: Path) -> None:
         _run(cmd, env=env, what="smoke test (python3.11 importing numpy, ai-edge-litert and "
                                 "onnxruntime under qemu-aarch64)", timeout=900,
              fix="run `edgeprune prepare-emulator --force`; if it fails again, report it")
-    lines = counts.read_text().split() if counts.exists() else []
-    if not lines or not lines[-1].isdigit() or int(lines[-1]) <= 0:
-        raise DeviceError("the instruction-counting plugin recorded no window", where=str(counts),
+    windows = read_counts(counts, expected=1).windows
+    if windows[0] <= 0:
+        raise DeviceError("the instruction-counting plugin recorded an empty window", where=str(counts),
                           fix="check that qemu-aarch64 accepts -plugin (QEMU 7.2 from Debian does)")
     counts.unlink()
 

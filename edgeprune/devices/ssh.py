@@ -14,9 +14,7 @@ back, and always remove the remote folder.
 
 from __future__ import annotations
 
-import json
 import shlex
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 from ..errors import DeviceError, UnsupportedError
 from ..runtimes import runner
 from .base import AbRequest, RunRequest, RunResult, run_result
+from .job import op_rows, write_ab_job, write_job
 
 # ssh exits 255 when the connection or authentication failed
 _SSH_FAILED = 255
@@ -123,21 +122,23 @@ class SshDevice:
 
     def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
         artifact = Path(artifact)
-        result, outputs = self._job(artifact, lambda job: _write_job(job, artifact, inputs, request),
-                                    fetch_outputs=True)
-        return run_result(result, outputs, self.describe(), "machine", "python")
+        result, outputs, ops = self._job(
+            artifact, lambda job: _write_job(job, artifact, inputs, request), fetch_outputs=True)
+        return run_result(result, outputs, self.describe(), "machine", "python",
+                          ops=op_rows(ops, result))
 
     def run_ab(self, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
                request: AbRequest) -> dict:
         """Both artifacts timed in alternating blocks by one runner process on the board."""
         first, second = Path(first), Path(second)
-        result, _ = self._job(second, lambda job: _write_ab_job(job, first, second, inputs, request),
-                              fetch_outputs=False)
+        result, _, _ = self._job(second, lambda job: write_ab_job(job, first, second, inputs,
+                                                                  request), fetch_outputs=False)
         return {**result["ab"], "runtime": result["runtime"], "where": self.describe()}
 
     def _job(self, artifact: Path, write, *, fetch_outputs: bool):
         """Copy a job folder (filled by ``write``) to the board, run the runner there, and
-        bring ``outputs.npy`` back if asked; the remote folder is always removed."""
+        bring ``outputs.npy`` back if asked; the remote folder is always removed. Returns
+        the runner's result, the outputs (or None) and what ``write`` returned."""
         if not artifact.is_file():
             raise DeviceError("no artifact file here", where=str(artifact))
         connect = float(self.device.connect_timeout_s) + 30.0
@@ -146,7 +147,7 @@ class SshDevice:
         try:
             with tempfile.TemporaryDirectory(prefix="edgeprune-ssh-") as tmp:
                 local = Path(tmp)
-                write(local)
+                written = write(local)
                 files = [str(p) for p in sorted(local.iterdir())]
                 self._call(self.scp_command(files, self._remote_path(remote_dir + "/")),
                            what="copying the job to the board", timeout=connect + 300, check=True)
@@ -158,7 +159,7 @@ class SshDevice:
                     outputs = np.load(local / "fetched.npy", allow_pickle=False)
         finally:
             self._remove_remote_dir(remote_dir, connect)
-        return result, outputs
+        return result, outputs, written
 
     def _make_remote_dir(self, timeout: float) -> str:
         proc = self._call(self.ssh_command(["mktemp", "-d", "-t", "edgeprune.XXXXXXXX"]),
@@ -207,19 +208,6 @@ class SshDevice:
             pass  # best effort: a failed cleanup must not hide the run's own error
 
 
-def _write_job(job: Path, artifact: Path, inputs: np.ndarray, request: RunRequest) -> None:
-    shutil.copy2(runner.__file__, job / "runner.py")
-    shutil.copy2(artifact, job / artifact.name)
-    np.save(job / "inputs.npy", np.ascontiguousarray(inputs, dtype=np.float32))
-    (job / "request.json").write_text(json.dumps(request.to_json(artifact.name)))
-
-
-def _write_ab_job(job: Path, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
-                  request: AbRequest) -> None:
-    shutil.copy2(runner.__file__, job / "runner.py")
-    names = (f"a_{first.name}", f"b_{second.name}")   # the two may share a file name
-    shutil.copy2(first, job / names[0])
-    shutil.copy2(second, job / names[1])
-    np.save(job / "inputs.npy", np.ascontiguousarray(inputs[0], dtype=np.float32))
-    np.save(job / "inputs_ab.npy", np.ascontiguousarray(inputs[1], dtype=np.float32))
-    (job / "request.json").write_text(json.dumps(request.to_json(*names)))
+def _write_job(job: Path, artifact: Path, inputs: np.ndarray, request: RunRequest) -> list:
+    """The job folder (flat: scp copies its files); returns the one-op models written."""
+    return write_job(job, artifact, inputs, request)

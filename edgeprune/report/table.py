@@ -25,7 +25,8 @@ def render(report: dict) -> str:
         if "latency_ms" not in m and lat:
             latency += " host"
         if "latency_estimate_ms" in m:
-            latency += f" est {m['latency_estimate_ms']['value']:.3f}"
+            est = m["latency_estimate_ms"]
+            latency += f" est {est['value']:.3f} ({est.get('threads', '?')}T)"
         acc, f1, agree = _value(m, "accuracy"), _value(m, "f1_macro"), _value(m, "agreement")
         rows.append((art["name"], art.get("encoding", "dense") if art["format"] != "keras" else "-",
                      _fmt_bytes(_value(m, "size_bytes")), _fmt_bytes(_value(m, "gzip_bytes")),
@@ -39,9 +40,18 @@ def render(report: dict) -> str:
             fig = m["instructions_per_invoke"]
             extra.append(f"{art['name']}: {fig['value']:,} instructions per invoke "
                          f"(spread {fig['spread']:.2%}, {fig['by']})")
-        if "arena_bytes" in m:
+        if "latency_estimate_ms" in m:
+            est = m["latency_estimate_ms"]
+            extra.append(f"{art['name']}: latency {est['value']:.4g} ms, {est['by']}")
+        if "arena_bytes" in m and "ram_bytes" not in m:
             extra.append(f"{art['name']}: arena {m['arena_bytes']['value']:,} bytes, flash (model) "
                          f"{m['flash_bytes']['value']:,} bytes ({m['arena_bytes']['by']})")
+        if "ram_bytes" in m:   # measured on the emulated microcontroller (edgeprune/mcu)
+            fl, ram = m["flash_bytes"], m["ram_bytes"]
+            extra.append(f"{art['name']}: flash {fl['value']:,} bytes (code {fl['code_bytes']:,} + model "
+                         f"{fl['model_bytes']:,}), RAM {ram['value']:,} bytes (arena {ram['arena_bytes']:,} "
+                         f"+ data {ram['static_data_bytes']:,} + stack {ram['stack_bytes']:,}); host-measured "
+                         f"minimum arena {m['arena_bytes']['value']:,} bytes")
         if "host_agreement" in m:
             fig = m["host_agreement"]
             extra.append(f"{art['name']}: top-1 agreement with this machine {fig['value']:.4f}, "
@@ -59,6 +69,12 @@ def render(report: dict) -> str:
     if extra:
         lines.append("")
         lines.extend(extra)
+    deployed = next((a for a in report["artifacts"] if a["name"] == report["deploy"]), None)
+    if deployed and deployed["measurements"].get("ops"):
+        from ..measure.ops import render_top_ops
+
+        lines.append("")
+        lines.extend(render_top_ops(deployed["name"], deployed["measurements"]["ops"]))
     lines.append("")
     budget_rows = [("budget", "artifact", "limit", "value", "verdict")]
     for b in report["budgets"]:

@@ -26,11 +26,19 @@ Paired blocks (load-robust comparisons, see :func:`paired_blocks`):
         models loaded in one process, blocks of invokes alternating between them; the
         result holds "ab" and no outputs are written.
 
+Per-operator cost: "ops": {"models": [{"file": "op_0003.tflite", "index": 3}, ...],
+"warmup": 2, "repeats": 5} in a request (LiteRT only) makes the runner also load each
+one-op model (files beside the artifact, written by edgeprune.measure.op_models), fill
+its inputs with seeded random values and time ``repeats`` invokes after ``warmup``, the
+same way as the whole model; the result gets "ops": [{"index": 3, "latency_ms": [...]},
+or {"index": 3, "error": "..."} for an op its runtime could not load].
+
 Timing: after ``warmup`` invokes on the first sample, ``repeats`` invokes are
 timed one by one with time.perf_counter_ns (about 0.5 µs overhead); the loop goes
 on past ``repeats`` until ``min_time_s`` has passed. With ``mark_invokes`` each
 timed invoke is bracketed by a getppid() system call, which the QEMU plugin
-uses to count the instructions of exactly those invokes.
+uses to count the instructions of exactly those invokes (the whole model's first,
+then each op model's, in the order of "ops").
 """
 
 import json
@@ -95,8 +103,10 @@ def _version_of(dist):
 class LiteRTModel:
     def __init__(self, path, threads, delegate):
         self.interp, self.runtime = _litert_interpreter(path, threads, delegate)
-        self.inp = self.interp.get_input_details()[0]
-        self.out = self.interp.get_output_details()[0]
+        inputs, outputs = self.interp.get_input_details(), self.interp.get_output_details()
+        # a one-op model whose inputs are all constants (a DEQUANTIZE of weights) has none
+        self.inp = inputs[0] if inputs else None
+        self.out = outputs[0] if outputs else None
 
     def set_input(self, sample):
         x = sample[None, ...].astype(np.float32)
@@ -105,6 +115,20 @@ class LiteRTModel:
             info = np.iinfo(self.inp["dtype"])
             x = np.clip(np.round(x / scale + zero), info.min, info.max)
         self.interp.set_tensor(self.inp["index"], x.astype(self.inp["dtype"]))
+
+    def set_random_inputs(self, seed):
+        """Every input tensor filled with seeded random values of its type (one-op models)."""
+        rng = np.random.RandomState(seed)
+        for detail in self.interp.get_input_details():
+            dtype, shape = np.dtype(detail["dtype"]), detail["shape"]
+            if dtype.kind == "f":
+                value = rng.standard_normal(shape)
+            elif dtype.kind in "iu":
+                info = np.iinfo(dtype)
+                value = rng.randint(max(info.min, -128), min(info.max, 127) + 1, size=shape)
+            else:
+                value = np.zeros(shape)
+            self.interp.set_tensor(detail["index"], value.astype(dtype))
 
     def invoke(self):
         self.interp.invoke()
@@ -171,6 +195,7 @@ def run_job(request, inputs, artifact_path):
         control = {"workload": workload.describe()}
         control.update(paired_blocks(workload, model, int(request["control_pairs"]),
                                      float(request.get("control_block_ms", 10.0))))
+    ops = _time_ops(request, os.path.dirname(os.path.abspath(artifact_path)))
     result = {
         "ok": True,
         "protocol": PROTOCOL_VERSION,
@@ -183,6 +208,8 @@ def run_job(request, inputs, artifact_path):
         "warmup": int(request.get("warmup", 10)),
         "latency_ms": latency,
     }
+    if ops is not None:
+        result["ops"] = ops
     if control is not None:
         result["control"] = control
     return result, outputs
@@ -274,8 +301,36 @@ def paired_blocks(first, second, pairs, block_ms, min_invokes=3, max_invokes=500
     return {"pairs": out, "block_invokes": sizes, "block_ms": block_ms}
 
 
+def _time_ops(request, folder):
+    """Each one-op model of ``request["ops"]`` timed alone (see the module's docstring)."""
+    spec = request.get("ops")
+    if not spec:
+        return None
+    if request.get("engine") != "litert":
+        raise RunnerError("request", "per-op timing needs the litert engine")
+    threads, delegate = int(request.get("threads", 1)), request.get("delegate", "xnnpack")
+    mark = bool(request.get("mark_invokes", False))
+    folder = spec.get("folder") or folder  # an in-process run names the folder itself
+    rows = []
+    for entry in spec.get("models", []):
+        path = os.path.join(folder, os.path.basename(entry["file"]))
+        try:  # loading and the unmarked warm-up show an op that cannot run alone (no window opened)
+            model = LiteRTModel(path, threads, delegate)
+            model.set_random_inputs(int(entry["index"]))
+            for _ in range(max(1, int(spec.get("warmup", 2)))):
+                model.invoke()
+        except Exception as exc:
+            detail = (str(exc).strip().splitlines() or [""])[0][:200]
+            rows.append({"index": entry["index"], "error": "%s: %s" % (type(exc).__name__, detail)})
+            continue
+        rows.append({"index": entry["index"], "latency_ms": _time_invokes(
+            model, None, 0, int(spec.get("repeats", 5)), float(spec.get("min_time_s", 0.0)), mark)})
+    return rows
+
+
 def _time_invokes(model, sample, warmup, repeats, min_time_s, mark):
-    model.set_input(sample)
+    if sample is not None:  # None: the inputs are set already
+        model.set_input(sample)
     for _ in range(warmup):
         model.invoke()
     clock = time.perf_counter_ns

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..devices.base import RunRequest, RunResult
 from ..errors import DeviceError, InputError, UnsupportedError
+from ..mcu.measure import measure_on_mcu, settings_for
 from ..measure.tflite_graph import OpInfo, describe_op, read_graph
 
 ALIGNMENT_BYTES = 16
@@ -434,7 +435,11 @@ class TflmDevice:
         self.alignment = alignment
 
     def describe(self) -> str:
-        return "tflm (host, reference kernels)"
+        settings = settings_for(self.profile)
+        if settings is None:
+            return "tflm (host, reference kernels)"
+        return (f"tflm (host, reference kernels) and an emulated {settings.core} "
+                f"({settings.kernels} kernels)")
 
     def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
         artifact = Path(artifact)
@@ -458,10 +463,10 @@ class TflmDevice:
                     fix="report this; meanwhile give the firmware more headroom")
             outputs = np.load(out_path, allow_pickle=False)
         flash = artifact.stat().st_size
-        return RunResult(
+        result = RunResult(
             outputs=outputs, latency_ms=list(outcome.result["latency_ms"]),
-            runtime=search.runtime, where=self.describe(), latency_is_meaningful=False,
-            arena_bytes=search.min_bytes,
+            runtime=search.runtime, where="tflm (host, reference kernels)",
+            latency_is_meaningful=False, arena_bytes=search.min_bytes,
             extra={"arena_reported_bytes": search.reported_bytes,
                    "arena_search_s": round(search.seconds, 3),
                    "arena_probes": len(search.probes),
@@ -470,3 +475,13 @@ class TflmDevice:
                    "flash_note": "the .tflite bytes only; TFLM's code and the op kernels are not counted",
                    "ops": list(graph.op_names()),
                    "ops_without_resolver_method": [op.name for op in unsupported_ops(artifact)]})
+        settings = settings_for(self.profile, self.alignment)
+        if settings is not None:   # the real kernels on the emulated core (edgeprune/mcu)
+            n = min(settings.samples, len(inputs))
+            mcu = measure_on_mcu(artifact, np.asarray(inputs[:n], np.float32), outputs[:n],
+                                 search.min_bytes, settings)
+            result.instructions_per_invoke = mcu.counts
+            result.instructions_by = mcu.figures["instructions_per_invoke"]["by"]
+            result.extra.update(figures=mcu.figures, mcu_build=mcu.facts)
+        return result
+

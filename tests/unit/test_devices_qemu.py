@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from edgeprune.devices import RunRequest, device_for
-from edgeprune.devices.qemu import QemuDevice, read_counts
-from edgeprune.devices.qemu_root import EmulatorRoot, prepare_root
+from edgeprune.devices.qemu import QemuDevice
+from edgeprune.devices.qemu_guest import EmulatorRoot, read_counts
+from edgeprune.devices.qemu_root import prepare_root
 from edgeprune.errors import EXIT_DEVICE, DeviceError, UnsupportedError
 from edgeprune.runtimes import runner
 from edgeprune.targets import TargetProfile
@@ -69,12 +70,19 @@ def _host(path, inputs, engine="litert"):
 
 @pytest.fixture(scope="module")
 def int8_runs(emulator_root, artifacts):
-    """Two runs on a Cortex-A76 and one on a Cortex-A53 of the int8 model."""
+    """Two runs on a Cortex-A76 (each op also counted alone) and one on a Cortex-A53 of the
+    int8 model, the three jobs at once from three threads (each pinned to its own CPU)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     folder, inputs = artifacts
-    request = RunRequest(engine="litert", **REQUEST)
-    a76 = QemuDevice(_profile("cortex-a76"))
-    return {"a76": [a76.run(folder / "int8.tflite", inputs, request) for _ in range(2)],
-            "a53": QemuDevice(_profile("cortex-a53")).run(folder / "int8.tflite", inputs, request)}
+    with_ops = RunRequest(engine="litert", op_repeats=2, **REQUEST)
+    a76, a53 = QemuDevice(_profile("cortex-a76")), QemuDevice(_profile("cortex-a53"))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        jobs = [pool.submit(a76.run, folder / "int8.tflite", inputs, with_ops) for _ in range(2)]
+        jobs.append(pool.submit(a53.run, folder / "int8.tflite", inputs,
+                                RunRequest(engine="litert", **REQUEST)))
+        runs = [job.result() for job in jobs]
+    return {"a76": runs[:2], "a53": runs[2]}
 
 
 def test_prepare_root_returns_cached_folder_when_called_again(emulator_root):
@@ -108,6 +116,40 @@ def test_qemu_instruction_counts_positive_and_labelled(int8_runs):
     assert result.extra["threads"] == 1 and result.extra["guest_threads"] == 1
 
 
+def test_qemu_counts_classes_that_add_up_and_show_int8_multiply_accumulates(int8_runs):
+    from edgeprune.devices.cost.classes import CLASSES
+
+    for result in (*int8_runs["a76"], int8_runs["a53"]):
+        for total, by_class in zip(result.instructions_per_invoke, result.instructions_by_class):
+            assert tuple(by_class) == CLASSES and sum(by_class.values()) == total
+            # float input and output: a few float multiplies (de)quantize them
+            assert by_class["simd_int_mac"] > by_class["simd_fp_mac"]
+            assert by_class["branch"] > 0 and by_class["load"] > 0
+
+
+def test_qemu_counts_each_op_alone_when_asked(int8_runs, artifacts):
+    from edgeprune.measure.op_models import split_ops
+
+    folder, _ = artifacts
+    first, second = int8_runs["a76"]
+    assert [row["op"] for row in first.ops] == [op.op for op in split_ops(folder / "int8.tflite")]
+    for row, again in zip(first.ops, second.ops):
+        assert len(row["instructions"]) == 2 and min(row["instructions"]) > 0
+        assert sum(row["instructions_by_class"][-1].values()) == row["instructions"][-1]
+        assert abs(row["instructions"][-1] - again["instructions"][-1]) <= 0.001 * row["instructions"][-1]
+    # The ops alone hold the model's work, plus a fixed invoke overhead each.
+    whole = first.instructions_per_invoke[-1]
+    assert whole < sum(row["instructions"][-1] for row in first.ops) < 4 * whole
+
+
+def test_qemu_jobs_started_together_run_on_different_host_cpus(int8_runs):
+    import os
+
+    cpus = [run.extra["host_cpu"] for run in (*int8_runs["a76"], int8_runs["a53"])]
+    assert set(cpus) <= os.sched_getaffinity(0)
+    assert len(set(cpus)) == min(3, len(os.sched_getaffinity(0)))
+
+
 def test_qemu_instruction_counts_identical_when_run_twice(int8_runs):
     first, second = int8_runs["a76"]
     for a, b in zip(first.instructions_per_invoke, second.instructions_per_invoke):
@@ -126,6 +168,8 @@ def test_qemu_float_outputs_match_host_within_tolerance(emulator_root, artifacts
     np.testing.assert_allclose(result.outputs, _host(folder / "float32.tflite", inputs),
                                rtol=1e-4, atol=1e-5)
     assert min(result.instructions_per_invoke) > 0
+    assert all(by_class["simd_fp_mac"] > 0 and by_class["simd_int_mac"] == 0
+               for by_class in result.instructions_by_class)
 
 
 def test_qemu_runs_onnxruntime_with_counts_within_0_1_percent_when_run_twice(emulator_root,
@@ -164,11 +208,24 @@ def test_prepare_root_names_tool_and_package_when_qemu_missing(tmp_path, monkeyp
 
 def test_read_counts_rejects_counts_when_windows_do_not_match_invokes(tmp_path):
     counts = tmp_path / "counts.txt"
-    counts.write_text("edgeprune-insn-count 1\nvcpus 1\nunpaired 1\ncrossed 0\n100\n200\n")
+    head = "edgeprune-insn-count 2\nclasses load branch\nvcpus 1\n"
+    counts.write_text(head + "unpaired 1\ncrossed 0\nw 100 60 40\nw 200 150 50\n")
     with pytest.raises(DeviceError, match="unpaired = 1.*2 windows for 3 timed invokes"):
         read_counts(counts, expected=3)
-    counts.write_text("edgeprune-insn-count 1\nvcpus 1\nunpaired 0\ncrossed 0\n100\n200\n")
-    assert read_counts(counts, expected=2) == ([100, 200], 1)
+    counts.write_text(head + "unpaired 0\ncrossed 0\nw 100 60 40\nw 200 150 49\n")
+    with pytest.raises(DeviceError, match="do not add up"):
+        read_counts(counts, expected=2)
+    counts.write_text(head + "unpaired 0\ncrossed 0\nw 100 60 40\nw 200 150 50\n")
+    read = read_counts(counts, expected=2)
+    assert read.windows == [100, 200] and read.vcpus == 1
+    assert read.by_class == [{"load": 60, "branch": 40}, {"load": 150, "branch": 50}]
+
+
+def test_read_counts_rejects_file_of_an_older_plugin(tmp_path):
+    counts = tmp_path / "counts.txt"
+    counts.write_text("edgeprune-insn-count 1\nvcpus 1\nunpaired 0\ncrossed 0\n100\n")
+    with pytest.raises(DeviceError, match="prepare-emulator --force"):
+        read_counts(counts, expected=1)
 
 
 def test_prepare_emulator_command_prints_root_when_cached(emulator_root):
