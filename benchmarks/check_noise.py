@@ -88,7 +88,7 @@ def _models(root: Path, kind: str) -> dict:
     from edgeprune import keras_env
 
     keras = keras_env.keras()
-    (x_train, y_train), (x_test, y_test) = quadrants(192, 0), quadrants(24, 1)
+    (x_train, y_train), (x_test, y_test) = quadrants(256, 0), quadrants(24, 1)
     np.savez(root / "data.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     (root / "recipe.toml").write_text(RECIPE)
     out = {"data": root / "data.npz", "recipe": root / "recipe.toml"}

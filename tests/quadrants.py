@@ -32,5 +32,5 @@ def quadrant_cnn(keras, channels: int, train: tuple[np.ndarray, np.ndarray] | No
     if train is not None:
         model.compile(keras.optimizers.Adam(0.01),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        model.fit(*train, epochs=6, batch_size=32, verbose=0)
+        model.fit(*train, epochs=10, batch_size=32, verbose=0)
     return model

@@ -2,7 +2,9 @@
 the same model again while a CPU burner runs (and check under it): `check` exits 0; export
 the same model with twice the channels in its convolutions: `check` exits 3 and names the
 size and the cost that grew. For host (latency re-measured A/B), rpi4 (emulated
-instruction counts) and cortex-m4 (TFLite Micro arena and flash)."""
+instruction counts) and cortex-m4 (its emulated core's counts, arena and flash; the wide
+model is left to benchmarks/check_noise.py there, an export on the emulated core costing
+about 15 s)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 RECIPE = 'quantize = ["int8"]\nformats = ["tflite"]\ntflite_sparse_encoding = "never"\n'
 # the cost each target gates, besides the size: measured on the target, or exact counts
-COST = {"host": "latency_ms", "rpi4": "instructions_per_invoke", "cortex-m4": "arena_bytes"}
+COST = {"host": "latency_ms", "rpi4": "instructions_per_invoke"}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def inputs(tmp_path_factory, keras):
     """A data file, a recipe file, and the model at 8 channels (trained) and at 16 (its
     figures only need to grow: left untrained), saved."""
     folder = tmp_path_factory.mktemp("load")
-    (x_train, y_train), (x_test, y_test) = quadrants(192, 0), quadrants(24, 1)
+    (x_train, y_train), (x_test, y_test) = quadrants(256, 0), quadrants(24, 1)
     np.savez(folder / "data.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     (folder / "recipe.toml").write_text(RECIPE)
     models = {}
@@ -75,6 +77,8 @@ def test_check_passes_under_load_and_catches_twice_the_channels(inputs, target):
         assert "host/int8.tflite latency_ms: A/B in this run on local" in out
     else:
         assert "host_latency_ms" in out and "latency_ms: A/B" not in out
+    if target not in COST:
+        return
 
     code, out = gate(export(folder, models[16], target, f"{target}-wide"), "--baseline", baseline)
     assert code == 3, out
