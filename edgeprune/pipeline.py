@@ -33,9 +33,12 @@ from .tempdirs import run_scoped
 from .types import Artifact, CompressedModel, Dataset, SourceModel
 
 HOST_REQUEST = dict(warmup=50, repeats=300, min_time_s=0.0)
+# Where wall-clock time is the target's own (latency_ms, gated by `check`), a control
+# workload is timed beside the model, for check's fallback rule (edgeprune/check/latency.py).
+CONTROL = dict(control_pairs=16, control_block_ms=10.0)
 DEVICE_REQUESTS = {
     "local": HOST_REQUEST,
-    "ssh": HOST_REQUEST,
+    "ssh": {**HOST_REQUEST, **CONTROL},
     "qemu": dict(warmup=2, repeats=5, min_time_s=0.0),
     "tflm": dict(warmup=1, repeats=5, min_time_s=0.0),
 }
@@ -248,7 +251,8 @@ def validate(artifacts: list[Artifact], profile: TargetProfile, data: Dataset,
             engine = "onnxruntime" if art.format == "onnx" else "litert"
             req = RunRequest(engine=engine, threads=profile.runtime.threads,
                              delegate=profile.runtime.delegate, **HOST_REQUEST,
-                             op_repeats=op_repeats(profile, profile.device.kind == "local"))
+                             op_repeats=op_repeats(profile, profile.device.kind == "local"),
+                             **(CONTROL if profile.device.kind == "local" else {}))
             host_run = host.run(art.path, data.x_test, req)
             results[art.name] = measure(art, profile, data, reference, host_run,
                                         runs.result(art.name))
@@ -275,15 +279,14 @@ def measure(art: Artifact, profile: TargetProfile, data: Dataset, reference: lis
     table = breakdown_tflite(art.path) if art.format == "tflite" else breakdown_onnx(art.path)
     m["breakdown"] = {**table, "method": "measured",
                       "by": "constant tensor bytes and op counts read from the file"}
-    if dev_run is not None and dev_run.latency_is_meaningful:
-        m["latency_ms"] = figure(unit="ms", by=by, **latency_stats(dev_run.latency_ms),
-                                 samples=[round(s, 6) for s in dev_run.latency_ms])
-    else:
-        note = "" if dev_run is None and profile.device.kind in ("local", "rules") else \
-            " (this machine, not the target)"
-        m["latency_ms"] = figure(unit="ms", by=f"{host_run.runtime} on {host_run.where}{note}",
-                                 **latency_stats(host_run.latency_ms),
-                                 samples=[round(s, 6) for s in host_run.latency_ms])
+    # latency_ms only where measured on the target itself; this machine's time otherwise
+    on_target = dev_run if dev_run is not None and dev_run.latency_is_meaningful else \
+        host_run if profile.device.kind == "local" else None
+    if on_target is not None:
+        m["latency_ms"] = _latency_figure(on_target)
+    if on_target is not host_run:
+        m["host_latency_ms"] = _latency_figure(host_run, note="this machine, not the target: "
+                                               "shown, never gated")
     if dev_run is not None:
         m["host_agreement"] = _agreement(dev_run, host_sample(host_run, dev_run), art,
                                          profile.runtime.engine)
@@ -299,6 +302,13 @@ def measure(art: Artifact, profile: TargetProfile, data: Dataset, reference: lis
     if target_run is not None and target_run.ops and "ops" not in m:
         m["ops"] = ops_figure(target_run, profile, m.get("latency_estimate_ms") or m.get("latency_ms"))
     return m
+
+
+def _latency_figure(run: RunResult, **extra) -> dict:
+    if "control" in run.extra:
+        extra["control"] = run.extra["control"]
+    return figure(unit="ms", by=f"{run.runtime} on {run.where}", **latency_stats(run.latency_ms),
+                  samples=[round(s, 6) for s in run.latency_ms], **extra)
 
 
 def _agreement(dev: RunResult, host: RunResult, art: Artifact, engine: str) -> dict:
@@ -350,8 +360,8 @@ def judge_budgets(profile: TargetProfile, deploy: ArtifactRecord, baseline: Arti
             note = ("estimated: instructions counted on the emulated core x calibrated cycles per "
                     "instruction" if fig else "no estimate: needs device.core, device.clock_mhz and "
                     "a calibration for that core")
-        elif fig is not None and name == "max_latency_ms" and "not the target" in fig["by"]:
-            fig, note = None, "no latency was measured on the target"
+        elif fig is None and name == "max_latency_ms" and "host_latency_ms" in deploy.measurements:
+            note = "no latency was measured on the target (host_latency_ms is this machine's)"
         if fig is None:
             out.append(BudgetVerdict(name, fig_name, deploy.name, limit, None, "not_measured",
                                      note or "this target's runner does not measure it"))

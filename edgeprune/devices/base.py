@@ -23,12 +23,34 @@ class RunRequest:
     warmup: int = 10
     repeats: int = 50
     min_time_s: float = 0.0
+    control_pairs: int = 0      # > 0: also time the runner's control workload beside the model
+    control_block_ms: float = 10.0
     op_repeats: int = 0         # > 0: also time each operator of a .tflite alone (per-op cost)
 
     def to_json(self, artifact_name: str, mark_invokes: bool = False) -> dict:
-        return {"artifact": artifact_name, "engine": self.engine, "threads": self.threads,
-                "delegate": self.delegate, "warmup": self.warmup, "repeats": self.repeats,
-                "min_time_s": self.min_time_s, "mark_invokes": mark_invokes}
+        out = {"artifact": artifact_name, "engine": self.engine, "threads": self.threads,
+               "delegate": self.delegate, "warmup": self.warmup, "repeats": self.repeats,
+               "min_time_s": self.min_time_s, "mark_invokes": mark_invokes}
+        if self.control_pairs:
+            out.update(control_pairs=self.control_pairs, control_block_ms=self.control_block_ms)
+        return out
+
+
+@dataclass
+class AbRequest:
+    """Two artifacts timed in alternating blocks in one process (the runner's A/B job)."""
+
+    engine: str
+    threads: int = 1
+    delegate: str = "xnnpack"
+    warmup: int = 20
+    pairs: int = 20
+    block_ms: float = 10.0
+
+    def to_json(self, first: str, second: str) -> dict:
+        return {"artifact": first, "ab_artifact": second, "engine": self.engine,
+                "threads": self.threads, "delegate": self.delegate, "warmup": self.warmup,
+                "ab_pairs": self.pairs, "ab_block_ms": self.block_ms}
 
 
 @dataclass
@@ -49,6 +71,18 @@ class RunResult:
     extra: dict = field(default_factory=dict)
 
 
+def run_result(result: dict, outputs: np.ndarray, where: str, *keys: str,
+               ops: list[dict] | None = None) -> RunResult:
+    """A RunResult from the runner's JSON result, with ``threads``, ``delegate``,
+    ``outputs_layout``, the ``keys`` asked for and, when it was timed, the ``control``
+    workload in ``extra``."""
+    extra = {key: result.get(key) for key in ("threads", "delegate", "outputs_layout", *keys)}
+    if "control" in result:
+        extra["control"] = result["control"]
+    return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
+                     where=where, ops=ops, extra=extra)
+
+
 class Device(Protocol):
     kind: str
 
@@ -57,3 +91,11 @@ class Device(Protocol):
 
     def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
         """Run every input once (outputs) and time ``request.repeats`` invokes."""
+
+
+class AbDevice(Protocol):
+    """A device whose wall-clock time is the target's own (this machine, an SSH board)."""
+
+    def run_ab(self, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
+               request: AbRequest) -> dict:
+        """The runner's ``ab`` result (pairs of block medians) plus ``runtime`` and ``where``."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..measure.op_models import OpModel, split_ops
 from ..runtimes import runner
-from .base import RunRequest
+from .base import AbRequest, RunRequest
 
 OP_WARMUP = 2
 
@@ -32,6 +32,19 @@ def write_job(job: Path, artifact: Path, inputs: np.ndarray, request: RunRequest
     payload, ops = job_request(request, artifact, job, mark_invokes=mark_invokes)
     (job / "request.json").write_text(json.dumps(payload))
     return ops
+
+
+def write_ab_job(job: Path, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
+                 request: AbRequest) -> None:
+    """Fill ``job`` for an A/B run of ``first`` against ``second`` (the runner's ``ab_artifact``)."""
+    job.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(runner.__file__, job / "runner.py")
+    names = (f"a_{first.name}", f"b_{second.name}")   # the two may share a file name
+    shutil.copy2(first, job / names[0])
+    shutil.copy2(second, job / names[1])
+    np.save(job / "inputs.npy", np.ascontiguousarray(inputs[0], dtype=np.float32))
+    np.save(job / "inputs_ab.npy", np.ascontiguousarray(inputs[1], dtype=np.float32))
+    (job / "request.json").write_text(json.dumps(request.to_json(*names)))
 
 
 def job_request(request: RunRequest, artifact: Path, folder: Path, *, mark_invokes: bool = False,

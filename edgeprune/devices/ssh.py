@@ -31,8 +31,8 @@ import numpy as np
 
 from ..errors import DeviceError, UnsupportedError
 from ..runtimes import runner
-from .base import RunRequest, RunResult
-from .job import op_rows, write_job
+from .base import AbRequest, RunRequest, RunResult, run_result
+from .job import op_rows, write_ab_job, write_job
 
 # ssh exits 255 when the connection or authentication failed
 _SSH_FAILED = 255
@@ -188,28 +188,44 @@ class SshDevice:
 
     def run(self, artifact: Path, inputs: np.ndarray, request: RunRequest) -> RunResult:
         artifact = Path(artifact)
+        result, outputs, ops = self._job(
+            artifact, lambda job: _write_job(job, artifact, inputs, request), fetch_outputs=True)
+        return run_result(result, outputs, self.describe(), "machine", "python",
+                          ops=op_rows(ops, result))
+
+    def run_ab(self, first: Path, second: Path, inputs: tuple[np.ndarray, np.ndarray],
+               request: AbRequest) -> dict:
+        """Both artifacts timed in alternating blocks by one runner process on the board."""
+        first, second = Path(first), Path(second)
+        result, _, _ = self._job(second, lambda job: write_ab_job(job, first, second, inputs,
+                                                                  request), fetch_outputs=False)
+        return {**result["ab"], "runtime": result["runtime"], "where": self.describe()}
+
+    def _job(self, artifact: Path, write, *, fetch_outputs: bool):
+        """Copy a job folder (filled by ``write``) to the board, run the runner there, and
+        bring ``outputs.npy`` back if asked; the remote folder is always removed. Returns
+        the runner's result, the outputs (or None) and what ``write`` returned."""
         if not artifact.is_file():
             raise DeviceError("no artifact file here", where=str(artifact))
         connect = float(self.device.connect_timeout_s) + 30.0
         remote_dir = self._make_remote_dir(connect)
+        outputs = None
         try:
             with tempfile.TemporaryDirectory(prefix="edgeprune-ssh-") as tmp:
                 local = Path(tmp)
-                ops = _write_job(local, artifact, inputs, request)
+                written = write(local)
                 files = [str(p) for p in sorted(local.iterdir())]
                 self._call(self.scp_command(files, self._remote_path(remote_dir + "/")),
                            what="copying the job to the board", timeout=connect + 300, check=True)
                 result = self._run_runner(remote_dir, artifact)
-                self._call(self.scp_command([self._remote_path(remote_dir + "/outputs.npy")],
-                                            str(local / "fetched.npy")),
-                           what="copying outputs.npy back", timeout=connect + 300, check=True)
-                outputs = np.load(local / "fetched.npy", allow_pickle=False)
+                if fetch_outputs:
+                    self._call(self.scp_command([self._remote_path(remote_dir + "/outputs.npy")],
+                                                str(local / "fetched.npy")),
+                               what="copying outputs.npy back", timeout=connect + 300, check=True)
+                    outputs = np.load(local / "fetched.npy", allow_pickle=False)
         finally:
             self._remove_remote_dir(remote_dir, connect)
-        return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
-                         where=self.describe(), ops=op_rows(ops, result),
-                         extra={"threads": result["threads"], "delegate": result["delegate"],
-                                "machine": result.get("machine"), "python": result.get("python")})
+        return result, outputs, written
 
     def _make_remote_dir(self, timeout: float) -> str:
         proc = self._call(self.ssh_command(["mktemp", "-d", "-t", "edgeprune.XXXXXXXX"]),

@@ -7,7 +7,9 @@ artifact's dots made underscores, so that viewers which split classnames on dots
 target > artifact; name ``<figure> [<artifact>]``). A regression, a missing or
 incomparable figure and a budget that is not ``pass`` are ``<failure>`` elements whose
 message carries the delta and the tolerance; improvements and new figures pass, with
-a line in ``<system-out>``.
+a line in ``<system-out>``; a latency that could not be judged (``not_compared``) is
+``<skipped>`` with the reason. Figures shown for information only (host wall-clock of
+a target that is not this machine) are not test cases: they are never gated.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ def junit_xml(result) -> ET.ElementTree:
         suite = ET.SubElement(root, "testsuite", name=target)
         for budget in result.budgets[target]:
             _budget_case(suite, target, budget)
-        for row in (r for r in result.rows if r.target == target):
+        for row in (r for r in result.rows if r.target == target and r.verdict != "shown"):
             _row_case(suite, row, result)
         cases = suite.findall("testcase")
         suite.set("tests", str(len(cases)))
         suite.set("failures", str(sum(c.find("failure") is not None for c in cases)))
         suite.set("errors", "0")
-        suite.set("skipped", "0")
-    for key in ("tests", "failures"):
+        suite.set("skipped", str(sum(c.find("skipped") is not None for c in cases)))
+    for key in ("tests", "failures", "skipped"):
         root.set(key, str(sum(int(s.get(key)) for s in root.findall("testsuite"))))
     ET.indent(root)
     return ET.ElementTree(root)
@@ -78,5 +80,7 @@ def _row_case(suite: ET.Element, row, result) -> None:
         if row.delta_text:
             message += f": {row.delta_text}, tolerance {row.tolerance}"
         ET.SubElement(case, "failure", type=row.verdict, message=message).text = text
+    elif row.verdict == "not_compared":
+        ET.SubElement(case, "skipped", message=f"{row.figure} not compared: {row.detail}")
     else:
         ET.SubElement(case, "system-out").text = text

@@ -2,14 +2,17 @@
 
 Written for GitHub's step summary (``cat summary.md >> "$GITHUB_STEP_SUMMARY"``),
 readable on any Markdown page: the verdict first, then per target the rows that need
-a look (regressions, improvements, new and missing figures, failed budgets) and the
-full table of deltas folded in a ``<details>`` block, then how latency was judged.
+a look (regressions, improvements, new and missing figures, latency not compared,
+failed budgets) with what grew, and the full table of deltas folded in a
+``<details>`` block (figures shown for information only included), then how latency
+was judged.
 """
 
 from __future__ import annotations
 
 _MARK = {"regressed": "❌ regressed", "missing": "❌ missing", "incomparable": "❌ incomparable",
-         "improved": "🟢 improved", "new": "🆕 new", "within": "✅ within", "unchanged": "✅ unchanged"}
+         "improved": "🟢 improved", "new": "🆕 new", "within": "✅ within", "unchanged": "✅ unchanged",
+         "not_compared": "⚠️ not compared", "shown": "ℹ️ shown, not gated"}
 _HEADER = ("| artifact | figure | baseline | new | delta | tolerance | verdict |\n"
            "|---|---|---:|---:|---:|---|---|")
 
@@ -28,13 +31,15 @@ def _headline(result) -> str:
     parts = [f"{len(result.regressions)} regression(s)",
              f"{len(result.failed_budgets)} failed budget(s)",
              f"{len(result.improvements)} improvement(s)"]
+    if result.not_compared:
+        parts.append(f"{len(result.not_compared)} not compared")
     verdict = "❌ FAIL" if bad else "✅ PASS"
     return f"{verdict} ({', '.join(parts)}; targets: {', '.join(result.targets)})"
 
 
 def _target_section(result, target: str) -> list[str]:
     rows = [r for r in result.rows if r.target == target]
-    notable = [r for r in rows if r.verdict not in ("unchanged", "within")]
+    notable = [r for r in rows if r.notable]
     lines = [f"### {_cell(target)}", ""]
     failed = [b for t, b in result.failed_budgets if t == target]
     budgets = result.budgets[target]
@@ -64,7 +69,7 @@ def _row(row) -> str:
     delta = row.delta_text or "-"
     if row.detail and row.figure == "latency_ms":
         delta += f"<br><sub>{_cell(row.detail)}</sub>"
-    elif row.detail and row.verdict in ("missing", "incomparable", "new"):
+    elif row.detail and row.verdict in ("missing", "incomparable", "new", "not_compared"):
         verdict += f"<br><sub>{_cell(row.detail)}</sub>"
     return (f"| {_cell(row.artifact)} | {row.figure} | {_cell(row.shown(row.baseline))} "
             f"| {_cell(row.shown(row.value))} | {delta} | {_cell(row.tolerance or '-')} "

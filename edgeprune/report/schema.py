@@ -26,7 +26,8 @@ Every figure is a mapping with ``value``, ``unit``, ``method`` ("measured" or
             "accuracy": FIGURE, "precision_macro": FIGURE, "recall_macro": FIGURE,
             "f1_macro": FIGURE, "agreement": FIGURE,           # top-1 agreement with baseline
             "size_bytes": FIGURE, "gzip_bytes": FIGURE,
-            "latency_ms": LATENCY,                              # see below
+            "latency_ms": LATENCY,                              # on the target itself only
+            "host_latency_ms": LATENCY,                         # this machine, other targets
             "instructions_per_invoke": FIGURE,                  # emulated devices
             "latency_estimate_ms": FIGURE,                      # method "estimated"
             "arena_bytes": FIGURE, "flash_bytes": FIGURE,       # microcontrollers
@@ -47,7 +48,12 @@ bridge's parity, ``model.external`` (``edgeprune validate``) that the artifact w
 elsewhere, and ``data.settings`` how the data was read.
 
 LATENCY is a FIGURE whose ``value`` is the median, with ``p90``, ``min``, ``max``,
-``mean``, ``stdev``, ``iqr``, ``n`` and the raw ``samples`` beside it. Accuracy-like
+``mean``, ``stdev``, ``iqr``, ``n`` and the raw ``samples`` beside it. ``latency_ms``
+exists only where the time was measured on the target itself (the ``host`` target,
+an SSH board), and carries ``control``: a fixed workload timed in alternating blocks
+beside the model (``{"workload", "pairs": [[control ms, model ms], ...]}``), which
+``edgeprune check`` divides out when it cannot re-measure A/B. This machine's time for
+any other target is ``host_latency_ms``: shown, never gated. Accuracy-like
 figures are fractions in [0, 1]. A budget's verdict is "pass", "fail" or
 "not_measured" (the figure could not be measured on this target; not a pass).
 """

@@ -20,6 +20,15 @@ JSON object on stdout: {"ok": true, "runtime": ..., "latency_ms": [...],
 "outputs_layout": [...], ...}, or {"ok": false, "error": ..., "stage": ...} with exit
 status 2.
 
+Paired blocks (load-robust comparisons, see :func:`paired_blocks`):
+    "control_pairs": K (and "control_block_ms") in a request adds "control" to the
+        result: K pairs of blocks alternating a fixed numpy workload with the model,
+        so that a later comparison can divide out the machine's load.
+    "ab_artifact": "other.tflite" (with "ab_pairs", "ab_block_ms"; inputs for it in
+        ``inputs_ab.npy``, else ``inputs.npy``) makes the job an A/B comparison: both
+        models loaded in one process, blocks of invokes alternating between them; the
+        result holds "ab" and no outputs are written.
+
 Per-operator cost: "ops": {"models": [{"file": "op_0003.tflite", "index": 3}, ...],
 "warmup": 2, "repeats": 5} in a request (LiteRT only) makes the runner also load each
 one-op model (files beside the artifact, written by edgeprune.measure.op_models), fill
@@ -225,6 +234,12 @@ def run_job(request, inputs, artifact_path):
     latency = _time_invokes(model, inputs[0], int(request.get("warmup", 10)),
                             int(request.get("repeats", 50)), float(request.get("min_time_s", 0.0)),
                             bool(request.get("mark_invokes", False)))
+    control = None
+    if int(request.get("control_pairs", 0)) > 0:
+        workload = ControlWorkload()
+        control = {"workload": workload.describe()}
+        control.update(paired_blocks(workload, model, int(request["control_pairs"]),
+                                     float(request.get("control_block_ms", 10.0))))
     ops = _time_ops(request, os.path.dirname(os.path.abspath(artifact_path)))
     result = {
         "ok": True,
@@ -241,7 +256,95 @@ def run_job(request, inputs, artifact_path):
     }
     if ops is not None:
         result["ops"] = ops
+    if control is not None:
+        result["control"] = control
     return result, outputs
+
+
+def run_ab_job(request, inputs_a, inputs_b, path_a, path_b):
+    """An A/B job: the models at ``path_a`` and ``path_b`` loaded side by side in this
+    process, warmed up, then timed in alternating blocks (:func:`paired_blocks`)."""
+    engine = ENGINES.get(request.get("engine"))
+    if engine is None:
+        raise RunnerError("request", "unknown engine %r" % request.get("engine"))
+    threads, delegate = int(request.get("threads", 1)), request.get("delegate", "xnnpack")
+    models = [engine(path_a, threads, delegate), engine(path_b, threads, delegate)]
+    for model, inputs in zip(models, (inputs_a, inputs_b)):
+        model.set_input(inputs[0])
+        for _ in range(int(request.get("warmup", 10))):
+            model.invoke()
+    ab = paired_blocks(models[0], models[1], int(request.get("ab_pairs", 20)),
+                       float(request.get("ab_block_ms", 10.0)))
+    return {"ok": True, "protocol": PROTOCOL_VERSION, "runtime": models[0].runtime,
+            "python": platform.python_version(), "machine": platform.machine(),
+            "threads": threads, "delegate": delegate, "ab": ab}
+
+
+class ControlWorkload:
+    """A fixed amount of arithmetic to time beside a model: float32 48x48 matrix
+    products with numpy (below OpenBLAS's threading threshold, so one thread).
+    Divided into the model's time, it takes out most of what the machine's load and
+    clock do to both."""
+
+    products = 3
+    size = 48
+
+    def __init__(self):
+        rng = np.random.RandomState(0)
+        self.a = rng.rand(self.size, self.size).astype(np.float32)
+        self.b = rng.rand(self.size, self.size).astype(np.float32)
+        self.c = np.empty((self.size, self.size), np.float32)
+
+    def describe(self):
+        return "numpy %s: %d float32 %dx%d matrix products" % (
+            np.__version__, self.products, self.size, self.size)
+
+    def set_input(self, sample):
+        pass
+
+    def invoke(self):
+        for _ in range(self.products):
+            np.dot(self.a, self.b, out=self.c)
+
+
+def _timed(model, count):
+    clock = time.perf_counter_ns
+    out = []
+    for _ in range(count):
+        t0 = clock()
+        model.invoke()
+        out.append((clock() - t0) / 1e6)
+    return out
+
+
+def _median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
+
+
+def paired_blocks(first, second, pairs, block_ms, min_invokes=3, max_invokes=5000):
+    """Time two models (inputs already set) in ``pairs`` pairs of blocks.
+
+    Each block is about ``block_ms`` of back-to-back invokes of one model (the count
+    per model is fixed after a short probe); a pair is one block of each, and the
+    order alternates (first-second, second-first, ...) so that a trend in the
+    machine's load falls on both sides alike. Returns ``{"pairs": [[first median ms,
+    second median ms], ...], "block_invokes": [n_first, n_second], "block_ms": ...}``:
+    the median per-invoke time of each block, so a preempted invoke does not count.
+    """
+    models = (first, second)
+    sizes = []
+    for model in models:
+        per_invoke = max(_median(_timed(model, 5)), 1e-4)
+        sizes.append(int(min(max(block_ms / per_invoke, min_invokes), max_invokes)))
+    out = []
+    for i in range(pairs):
+        medians = [0.0, 0.0]
+        for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+            medians[k] = round(_median(_timed(models[k], sizes[k])), 7)
+        out.append(medians)
+    return {"pairs": out, "block_invokes": sizes, "block_ms": block_ms}
 
 
 def _time_ops(request, folder):
@@ -301,6 +404,11 @@ def run_job_dir(job_dir):
         request = json.load(fh)
     inputs = np.load(os.path.join(job_dir, "inputs.npy"), allow_pickle=False)
     artifact = os.path.join(job_dir, os.path.basename(request["artifact"]))
+    if request.get("ab_artifact"):
+        other = os.path.join(job_dir, os.path.basename(request["ab_artifact"]))
+        ab_inputs = os.path.join(job_dir, "inputs_ab.npy")
+        inputs_b = np.load(ab_inputs, allow_pickle=False) if os.path.exists(ab_inputs) else inputs
+        return run_ab_job(request, inputs, inputs_b, artifact, other)
     result, outputs = run_job(request, inputs, artifact)
     np.save(os.path.join(job_dir, "outputs.npy"), outputs)
     result["outputs"] = "outputs.npy"

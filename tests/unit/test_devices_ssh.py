@@ -8,6 +8,7 @@ interpreter (device.python = sys.executable), which has numpy and the runtimes.
 from __future__ import annotations
 
 import getpass
+import json
 import shutil
 import socket
 import subprocess
@@ -288,3 +289,53 @@ def test_export_exits_4_before_loading_the_model_when_board_unreachable(sshd, tm
     assert result.exit_code == 4, result.output
     assert "cannot connect" in result.output and time.monotonic() - started < 20
     assert not (tmp_path / "out").exists()
+
+
+def test_ssh_check_remeasures_latency_ab_on_the_board(sshd, tmp_path, remote_dirs):
+    """`check` on an SSH target times the baseline's file and the report's on the board,
+    in one runner process, and catches a file with 20% more work."""
+    from check_reports import make_report, row, with_files
+    from tflite_chain import fc_chain
+
+    from edgeprune.check import Remeasure, check_reports, write_baseline
+
+    old, new = (fc_chain(tmp_path / f"fc{n}.tflite", layers=n, width=128, inputs=128)
+                for n in (10, 12))
+    reports = []
+    for name, path in (("old", old), ("new", new)):
+        report = make_report(tolerances={})
+        report["target"].update(name="loopback", device_kind="ssh",
+                                device=_profile(sshd).device.model_dump(mode="json"))
+        reports.append(with_files(report, tmp_path / name, {"int8.tflite": path}))
+    baseline = tmp_path / "baselines" / "loopback.json"
+    write_baseline(reports[0], baseline, report_dir=tmp_path / "old")
+    result = check_reports(reports[1], reports[0],
+                           remeasure=Remeasure(tmp_path / "new", baseline, pairs=12))
+    r = row(result, "latency_ms", target="loopback")
+    assert r.detail.startswith(f"A/B in this run on ssh {getpass.getuser()}@127.0.0.1"), r.detail
+    assert r.verdict == "regressed", r.detail
+    assert len(remote_dirs) == 1 and not remote_dirs[0].exists()
+
+
+def test_ssh_check_exits_4_and_names_no_remeasure_when_board_unreachable(sshd, tmp_path):
+    from check_reports import make_report, with_files
+    from click.testing import CliRunner
+    from tflite_chain import fc_chain
+
+    from edgeprune.check import write_baseline
+    from edgeprune.check_cli import check
+
+    model = fc_chain(tmp_path / "m.tflite", layers=1, width=8, inputs=8)
+    report = make_report()
+    report["target"].update(name="loopback", device_kind="ssh", device=_profile(
+        sshd, port=_free_port()).device.model_dump(mode="json"))
+    report = with_files(report, tmp_path / "dist", {"int8.tflite": model})
+    (tmp_path / "dist" / "report.json").write_text(json.dumps(report))
+    write_baseline(report, tmp_path / "b.json", report_dir=tmp_path / "dist")
+    out = CliRunner().invoke(check, [str(tmp_path / "dist" / "report.json"), "--baseline",
+                                     str(tmp_path / "b.json")])
+    assert out.exit_code == EXIT_DEVICE, out.output
+    assert "A/B re-measurement of latency failed" in out.output and "--no-remeasure" in out.output
+    fallback = CliRunner().invoke(check, [str(tmp_path / "dist" / "report.json"), "--baseline",
+                                          str(tmp_path / "b.json"), "--no-remeasure"])
+    assert fallback.exit_code == 0, fallback.output

@@ -176,7 +176,7 @@ def test_max_latency_on_a_microcontroller_is_judged_on_the_estimate():
     profile = load_target("cortex-m4")
     task = Task(outputs=(OutputTask(name="logits", kind="classification", shape=(10,), num_classes=10),))
     measured = {"accuracy": figure(0.9, "fraction", "x"),
-                "latency_ms": figure(0.01, "ms", "tflite-micro on tflm (host) (this machine, not the target)"),
+                "host_latency_ms": figure(0.01, "ms", "tflite-micro on tflm (host)"),
                 "latency_estimate_ms": figure(1500.0, "ms", "instructions x CPI", method="estimated")}
     deploy = ArtifactRecord(name="int8.tflite", format="tflite", precision="int8", measurements=measured)
     baseline = ArtifactRecord(name="baseline.keras", format="keras", precision="float32",
