@@ -24,6 +24,7 @@ _TOLERANCE_OPTIONS = {
     "f1_points": "f1_points",
     "instructions_rel": "instructions_rel",
     "arena_rel": "arena_bytes_rel",
+    "metric_rel": "metric_rel",
 }
 _NON_NEGATIVE = click.FloatRange(min=0)
 
@@ -58,6 +59,9 @@ _NON_NEGATIVE = click.FloatRange(min=0)
                    "total) may grow by this fraction.")
 @click.option("--arena-rel", type=_NON_NEGATIVE,
               help="Arena bytes may grow by this fraction.")
+@click.option("--metric-rel", type=_NON_NEGATIVE,
+              help="A regression task's errors (mse, mae, max_abs_error) may grow by this fraction "
+                   "(default 0.05).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def check(report: Path, baseline: Path, update_baseline: bool, show_all: bool, remeasure: bool,
           junit_path: Path | None, markdown_path: Path | None, as_json: bool,

@@ -196,6 +196,7 @@ class Tolerances(BaseModel):
     latency_rel: float = Field(0.10, ge=0)
     instructions_rel: float = Field(0.01, ge=0)
     arena_bytes_rel: float = Field(0.0, ge=0)
+    metric_rel: float = Field(0.05, ge=0)   # regression errors (mse, mae, max_abs_error), relative
 
 
 class TargetProfile(BaseModel):

@@ -12,7 +12,7 @@ from .bundle import Baseline, reports_by_target
 from .models import Artifact, Report
 from .remeasure import Remeasure
 from .result import CheckResult, Growth, Row
-from .rules import RULES, FigureRule
+from .rules import FigureRule, rules_for
 
 
 def check_reports(report: Any, baseline: Any, *, overrides: dict | None = None,
@@ -105,7 +105,8 @@ def _compare_target(rep: Report, base: Report, tol: dict[str, float], origin: di
             rows.append(Row(target, art.name, "(artifact)", "", None, None, None, None, "",
                             "", "new", "not in the baseline; nothing to compare"))
             continue
-        for rule in RULES:
+        names = [*art.figure_names(), *old_art.figure_names()]
+        for rule in rules_for(names):
             tol_text = f"{rule.tolerance}={tol[rule.tolerance]:g} ({origin[rule.tolerance]})" \
                 if rule.gated else "not gated"
             for fields in _compare_figure(rule, old_art, art, tol[rule.tolerance], rep,

@@ -146,7 +146,18 @@ class Artifact(BaseModel):
     measurements: Measurements = Field(default_factory=Measurements)   # type: ignore[valid-type]
 
     def figure(self, name: str) -> Any:
-        return getattr(self.measurements, name, None)
+        value = getattr(self.measurements, name, None)
+        if isinstance(value, dict):   # a per-output task metric (OUTPUT/metric), kept as extra
+            try:
+                return Figure.model_validate(value)
+            except ValidationError as exc:
+                raise InputError(f"figure {name!r} of artifact {self.name!r} is malformed "
+                                 f"({exc.errors()[0]['msg']})", expected="a figure written by edgeprune",
+                                 fix="regenerate the report; do not edit it by hand") from None
+        return value
+
+    def figure_names(self) -> list[str]:
+        return [*type(self.measurements).model_fields, *(self.measurements.model_extra or {})]
 
 
 class Budget(BaseModel):

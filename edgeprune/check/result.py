@@ -43,7 +43,7 @@ class Row:
         """``value`` for a table: fractions in %, integers with separators, then the unit."""
         if value is None:
             return "-"
-        if self.figure in POINTS:
+        if self.figure.rpartition("/")[2] in POINTS:
             return f"{value * 100:.2f}%"
         text = f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
         return f"{text} {self.unit}".rstrip()

@@ -50,12 +50,29 @@ RULES: tuple[FigureRule, ...] = (
     # the task's metrics, by name (a regression task adds its own lines here)
     FigureRule("accuracy", "points", "accuracy_points", better="higher"),
     FigureRule("f1_macro", "points", "f1_points", better="higher"),
+    FigureRule("mse", "relative", "metric_rel"),
+    FigureRule("mae", "relative", "metric_rel"),
+    FigureRule("max_abs_error", "relative", "metric_rel"),
     FigureRule("latency_ms", "latency", "latency_rel"),
     FigureRule("host_latency_ms", "shown", "latency_rel"),
     FigureRule("latency_estimate_ms", "shown", "latency_rel"),
 )
 
 RULE_BY_FIGURE = {rule.figure: rule for rule in RULES}
+#: The task metrics: a multi-output model reports them per output as ``OUTPUT/metric``.
+TASK_METRICS = ("accuracy", "f1_macro", "mse", "mae", "max_abs_error")
+
+
+def rules_for(names) -> tuple[FigureRule, ...]:
+    """:data:`RULES`, then one rule per ``OUTPUT/metric`` among ``names`` (a multi-output
+    model's metrics), judged like the metric it names."""
+    extra = []
+    for name in sorted(set(names)):
+        output, _, metric = name.rpartition("/")
+        if output and metric in TASK_METRICS:
+            base = RULE_BY_FIGURE[metric]
+            extra.append(FigureRule(name, base.kind, base.tolerance, base.better))
+    return RULES + tuple(extra)
 POINTS = frozenset(rule.figure for rule in RULES if rule.kind == "points")
 #: Figures whose ``value`` must be a number (``classes`` holds a mapping).
 NUMERIC = tuple(rule.figure for rule in RULES if rule.kind != "classes")

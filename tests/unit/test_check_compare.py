@@ -350,3 +350,19 @@ def test_check_reports_raises_input_error_when_breakdown_malformed(base, name):
     measurement(rerun, name, "breakdown")["tensors"] = {"w": "8 KB"}
     with pytest.raises(InputError, match="breakdown.tensors.w"):
         check_reports(rerun, base)
+
+
+def test_check_reports_gates_regression_and_per_output_metrics_when_they_worsen(board):
+    # a regression head's error (lower is better) and a multi-output model's per-output accuracy
+    for report in (board,):
+        for art in report["artifacts"]:
+            art["measurements"]["mse"] = figure(0.040, "mse", "x")
+            art["measurements"]["digit/accuracy"] = figure(0.900, "fraction", "x")
+    worse = copy.deepcopy(board)
+    measurement(worse, "int8.tflite", "mse")["value"] = 0.043          # +7.5% > metric_rel 5%
+    measurement(worse, "int8.tflite", "digit/accuracy")["value"] = 0.880  # -2 points > 0.5
+    measurement(worse, "float32.tflite", "mse")["value"] = 0.041       # +2.5%: within
+    result = check_reports(worse, board)
+    regressed = {(r.artifact, r.figure) for r in result.regressions}
+    assert regressed == {("int8.tflite", "mse"), ("int8.tflite", "digit/accuracy")}
+    assert row(result, "mse", artifact="float32.tflite", target="rpi4").verdict == "within"
