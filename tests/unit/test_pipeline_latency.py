@@ -14,6 +14,7 @@ from edgeprune.devices.base import RunResult
 from edgeprune.pipeline import judge_budgets, measure
 from edgeprune.report.schema import ArtifactRecord
 from edgeprune.targets import load_target
+from edgeprune.tasks import OutputTask, Task
 from edgeprune.types import Artifact, Dataset
 
 
@@ -24,9 +25,10 @@ def setup(tmp_path_factory):
                    encoding="dense", sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                    parent="compressed.keras", settings={})
     y = np.arange(8) % 4
+    task = Task(outputs=(OutputTask(name="out", kind="classification", shape=(4,), num_classes=4),))
     data = Dataset(x_train=np.zeros((8, 3), np.float32), y_train=y, x_val=np.zeros((2, 3)),
                    y_val=y[:2], x_test=np.zeros((8, 3), np.float32), y_test=y, num_classes=4,
-                   source="test", sha256="0" * 64)
+                   source="test", sha256="0" * 64, task=task)
     return art, data
 
 
@@ -39,7 +41,7 @@ def run(where: str, meaningful: bool = True, control: bool = False, **extra) -> 
 
 def test_measure_names_host_latency_latency_ms_on_the_host_target(setup):
     art, data = setup
-    m = measure(art, load_target("host"), data, data.y_test, run("local x86_64", control=True),
+    m = measure(art, load_target("host"), data, None, run("local x86_64", control=True),
                 None)
     assert "latency_ms" in m and "host_latency_ms" not in m
     assert m["latency_ms"]["by"] == "litert 2.3.0 on local x86_64"
@@ -57,14 +59,14 @@ def test_measure_names_host_time_host_latency_ms_when_target_is_not_this_machine
     profile = load_target(target)
     profile = profile.model_copy(update={"budgets": profile.budgets.model_copy(
         update={"max_latency_ms": 5.0})})
-    m = measure(art, profile, data, data.y_test, run("local x86_64"), device)
+    m = measure(art, profile, data, None, run("local x86_64"), device)
     assert "latency_ms" not in m, "this machine's wall-clock is not the target's"
     assert m["host_latency_ms"]["by"] == "litert 2.3.0 on local x86_64"
     assert "never gated" in m["host_latency_ms"]["note"]
     record = ArtifactRecord(name=art.name, format="tflite", precision="int8", measurements=m)
     baseline = ArtifactRecord(name="baseline.keras", format="keras", precision="float32",
                               measurements={"accuracy": {"value": 1.0}})
-    latency = next(b for b in judge_budgets(profile, record, baseline, art.path)
+    latency = next(b for b in judge_budgets(profile, record, baseline, art.path, data.task)
                    if b.name == "max_latency_ms")
     if profile.device.kind not in ("qemu", "tflm"):   # emulated cores judge it on the estimate
         assert latency.verdict == "not_measured" and "host_latency_ms" in latency.note
@@ -72,7 +74,7 @@ def test_measure_names_host_time_host_latency_ms_when_target_is_not_this_machine
 
 def test_measure_names_board_time_latency_ms_on_an_ssh_target(setup):
     art, data = setup
-    m = measure(art, load_target("ssh-aarch64"), data, data.y_test, run("local x86_64"),
+    m = measure(art, load_target("ssh-aarch64"), data, None, run("local x86_64"),
                 run("ssh pi@board", control=True))
     assert m["latency_ms"]["by"] == "litert 2.3.0 on ssh pi@board"
     assert m["latency_ms"]["control"]["pairs"] == [[1.0, 2.0]] * 4
