@@ -56,9 +56,13 @@ def cli() -> None:
 @click.option("--c-symbol", help="C name of the model array and prefix of the other names (default g_model).")
 @click.option("--arena-headroom", type=click.FloatRange(min=0, max=10),
               help="Fraction added to the measured arena for the ARENA_BYTES macro (default 0.1).")
+@click.option("--backoff/--no-backoff", default=None,
+              help="When the deployed file misses max_accuracy_drop, try gentler recipes (lower "
+                   "sparsity, longer fine-tuning, no pruning) within recipe.backoff's time budget. "
+                   "Default: on for the default recipe, off with --recipe or --epochs.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout instead of the table.")
 def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_epochs, emit_c, c_symbol,
-           arena_headroom, as_json):
+           arena_headroom, backoff, as_json):
     """Compress MODEL, export it, validate the exported files on TARGET and report.
 
     MODEL is a tf_keras .keras/.h5 file, a SavedModel directory, or a reference
@@ -69,7 +73,7 @@ def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_ep
     result = run_export(ExportOptions(target=target, out_dir=out_dir, model=model, data=data, recipe=recipe,
                                       seed=seed, finetune_epochs=finetune_epochs, train_epochs=train_epochs,
                                       emit_c=emit_c, c_symbol=c_symbol, arena_headroom=arena_headroom,
-                                      log=_log))
+                                      backoff=backoff, log=_log))
     report = result.report.to_dict()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

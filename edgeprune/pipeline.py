@@ -51,6 +51,7 @@ class ExportOptions:
     emit_c: bool | None = None          # None: the target decides
     c_symbol: str | None = None         # None: the target's firmware.symbol
     arena_headroom: float | None = None # None: the target's firmware.arena_headroom_fraction
+    backoff: bool | None = None         # None: back off only for the default recipe
     log: Callable[[str], None] = field(default=lambda msg: None)
 
 
@@ -124,10 +125,10 @@ def keras_scores(model, x: np.ndarray) -> np.ndarray:
 
 
 def keras_record(name: str, model, data: Dataset, baseline_top1: np.ndarray | None,
-                 parent: str | None, settings: dict) -> ArtifactRecord:
+                 parent: str | None, settings: dict, scores: np.ndarray | None = None) -> ArtifactRecord:
     from . import keras_env
 
-    scores = keras_scores(model, data.x_test)
+    scores = keras_scores(model, data.x_test) if scores is None else scores
     metrics = classification_metrics(scores, data.y_test, data.num_classes, baseline_top1)
     by = f"tf_keras {keras_env.keras().__version__} on local {platform.machine()}"
     meas = {k: figure(v, "fraction", by) for k, v in metrics.items()}
@@ -139,7 +140,9 @@ def keras_record(name: str, model, data: Dataset, baseline_top1: np.ndarray | No
 # ---------------------------------------------------------------- export
 
 def export_artifacts(compressed: CompressedModel, profile: TargetProfile, data: Dataset,
-                     source: SourceModel, staging: Path, log) -> list[Artifact]:
+                     source: SourceModel, staging: Path, log,
+                     names: list[str] | None = None) -> list[Artifact]:
+    """Convert once per precision and format (``names``: only these artifacts)."""
     from .export.onnx import to_onnx_float, to_onnx_int8
     from .export.tflite import to_tflite
 
@@ -147,10 +150,12 @@ def export_artifacts(compressed: CompressedModel, profile: TargetProfile, data: 
     rep = data.representative(recipe.representative_samples)
     artifacts: list[Artifact] = []
     for name in recipe.artifact_names():
+        if names is not None and name not in names:
+            continue
         precision, fmt = name.split(".")
         t0 = time.perf_counter()
         if fmt == "tflite":
-            art = _export_tflite(compressed, profile, precision, rep, staging, to_tflite)
+            art = _export_tflite(compressed, profile, precision, rep, staging, to_tflite, data)
         elif precision == "float32":
             path = staging / "model_float32.onnx"
             settings = to_onnx_float(compressed.model, source.input_shape, path)
@@ -159,11 +164,13 @@ def export_artifacts(compressed: CompressedModel, profile: TargetProfile, data: 
             if not (staging / "model_float32.onnx").exists():
                 to_onnx_float(compressed.model, source.input_shape, staging / "model_float32.onnx")
             path = staging / "model_int8.onnx"
-            settings = to_onnx_int8(staging / "model_float32.onnx", path, rep)
+            settings = to_onnx_int8(staging / "model_float32.onnx", path, rep, recipe.onnx_quant)
             art = _artifact(name, path, "onnx", precision, "dense", "float32.onnx", settings)
         log(f"export success {time.perf_counter() - t0:.1f}s, saved as {art.path.name} "
             f"({art.size_bytes / 1024:.1f} KiB)")
         artifacts.append(art)
+    if names is not None and "float32.onnx" not in names:
+        (staging / "model_float32.onnx").unlink(missing_ok=True)  # made only as int8's parent
     return artifacts
 
 
@@ -174,7 +181,9 @@ def _artifact(name, path: Path, fmt, precision, encoding, parent, settings) -> A
                     sha256=sha256_file(path), parent=parent, settings=settings)
 
 
-def _export_tflite(compressed, profile, precision, rep, staging, to_tflite) -> Artifact:
+def _export_tflite(compressed, profile, precision, rep, staging, to_tflite, data) -> Artifact:
+    from .export.encoding import SAMPLES, choose_encoding
+
     recipe = profile.recipe
     qat = compressed.qat_model is not None and precision == "int8"
     model = compressed.qat_model if qat else compressed.model
@@ -184,60 +193,24 @@ def _export_tflite(compressed, profile, precision, rep, staging, to_tflite) -> A
     settings = {"converter": "tf.lite.TFLiteConverter", "int8_io": kwargs["int8_io"],
                 "quantization_aware": qat,
                 "representative_samples": int(len(rep)) if precision == "int8" else 0}
-    encoding, data, reason, by_encoding = _choose_encoding(model, precision, kwargs, dense, profile,
-                                                           staging, to_tflite)
-    settings["encoding_reason"] = reason
-    settings["bytes_by_encoding"] = by_encoding
+    choice = choose_encoding(dense, precision, profile, data.x_test[:SAMPLES], staging)
+    settings["encoding_reason"] = choice.reason
+    settings["bytes_by_encoding"] = choice.bytes_by_encoding
+    if choice.check is not None:
+        settings["encoding_check"] = choice.check
+    settings["runtime_probe"] = choice.runs
     path = staging / f"model_{precision}.tflite"
-    path.write_bytes(data)
+    path.write_bytes(choice.data)
     parent = "compressed.keras"
-    return _artifact(f"{precision}.tflite", path, "tflite", precision, encoding, parent, settings)
-
-
-def _choose_encoding(model, precision, kwargs, dense: bytes, profile, staging, to_tflite):
-    """Dense, or the TFLite sparse encoding where it is smaller and the target's runtime loads it."""
-    mode = profile.recipe.tflite_sparse_encoding
-    if mode == "never" or profile.recipe.prune is None:
-        return ("dense", dense, "not requested" if mode == "never" else "no pruning in the recipe",
-                {"dense": len(dense)})
-    if profile.runtime.engine == "tflm":
-        if mode == "always":
-            raise ConfigError("TFLite Micro cannot run the TFLite sparse encoding",
-                              where=f"target {profile.name}: recipe.tflite_sparse_encoding",
-                              expected='"auto" or "never" for a tflm target')
-        return "dense", dense, "TFLite Micro has no sparse-tensor support", {"dense": len(dense)}
-    sparse = to_tflite(model, precision, sparse=True, **kwargs)
-    sizes_note = f"dense {len(dense)} bytes, sparse encoding {len(sparse)} bytes"
-    by_encoding = {"dense": len(dense), "sparse": len(sparse)}
-    if len(sparse) >= len(dense) and mode == "auto":
-        return "dense", dense, f"sparse encoding not smaller ({sizes_note})", by_encoding
-    probe = staging / f".probe_{precision}.tflite"
-    probe.write_bytes(sparse)
-    from .runtimes import runner
-
-    try:
-        runner.run_job({"engine": "litert", "threads": profile.runtime.threads,
-                        "delegate": profile.runtime.delegate, "warmup": 0, "repeats": 1},
-                       np.zeros((1, *model.inputs[0].shape[1:]), np.float32), str(probe))
-    except runner.RunnerError as exc:
-        if mode == "always":
-            raise ConfigError(f"the {precision} model in the sparse encoding does not load with "
-                              f"delegate {profile.runtime.delegate!r}: {exc}",
-                              where=f"target {profile.name}: recipe.tflite_sparse_encoding",
-                              fix='use "auto" (falls back to dense), or block sparsity [16, 1] for int8 '
-                                  'with XNNPACK') from None
-        return "dense", dense, (f"sparse encoding fails to load with delegate "
-                                f"{profile.runtime.delegate!r} ({sizes_note}): {str(exc)[:160]}"), by_encoding
-    finally:
-        probe.unlink(missing_ok=True)
-    return "sparse", sparse, f"sparse encoding loads and is smaller ({sizes_note})", by_encoding
+    return _artifact(f"{precision}.tflite", path, "tflite", precision, choice.encoding, parent, settings)
 
 
 # ---------------------------------------------------------------- validate
 
 def validate(artifacts: list[Artifact], profile: TargetProfile, data: Dataset,
-             baseline_top1: np.ndarray, log) -> dict[str, dict]:
-    """Measure every artifact on this machine, and the target's own artifacts on its device."""
+             baseline_top1: np.ndarray, log, outputs: dict | None = None) -> dict[str, dict]:
+    """Measure every artifact on this machine, and the target's own artifacts on its device;
+    ``outputs`` (if given) gets each artifact's outputs on this machine, for the cross-checks."""
     from .devices.local import LocalDevice
 
     host = LocalDevice(profile)
@@ -249,6 +222,8 @@ def validate(artifacts: list[Artifact], profile: TargetProfile, data: Dataset,
         req = RunRequest(engine=engine, threads=profile.runtime.threads,
                          delegate=profile.runtime.delegate, **HOST_REQUEST)
         host_run = host.run(art.path, data.x_test, req)
+        if outputs is not None:
+            outputs[art.name] = host_run.outputs
         dev_run = None
         if device is not None and art.format == target_format and _device_runs(profile, art):
             dreq = RunRequest(engine=profile.runtime.engine, threads=profile.runtime.threads,
@@ -307,21 +282,11 @@ def measure(art: Artifact, profile: TargetProfile, data: Dataset, baseline_top1:
 
 
 def _agreement(dev: RunResult, host: RunResult, art: Artifact, engine: str) -> dict:
-    """Top-1 agreement of the device's outputs with this machine's, and their largest difference.
+    """The device's outputs against this machine's for the same file, within the tolerance
+    stated for the precision (edgeprune/integrity.py); ``passed`` False fails the file."""
+    from .integrity import device_check
 
-    The same runtime on another CPU gives bit-exact int8 outputs; TFLite Micro's reference
-    kernels round differently from LiteRT's in rare cases (one quantization step).
-    """
-    diff = float(np.max(np.abs(dev.outputs - host.outputs))) if dev.outputs.size else 0.0
-    top1 = float(np.mean(np.argmax(dev.outputs, 1) == np.argmax(host.outputs, 1)))
-    if art.precision != "int8":
-        expected = "within float rounding"
-    elif engine == "tflm":
-        expected = "within one output quantization step (reference kernels vs LiteRT's)"
-    else:
-        expected = "bit-exact"
-    return figure(top1, "fraction", f"{dev.where} vs {host.where}", max_abs_diff=diff,
-                  bit_exact=bool(diff == 0.0), expected=expected)
+    return device_check(dev, host, art, engine)
 
 
 # ---------------------------------------------------------------- budgets
@@ -375,34 +340,41 @@ def judge_budgets(profile: TargetProfile, deploy: ArtifactRecord, baseline: Arti
 
 # ---------------------------------------------------------------- the flow
 
+@dataclass
+class Outcome:
+    """What one recipe gave: compressed model, files, records, budget verdicts."""
+
+    profile: TargetProfile            # with the recipe that made it
+    compressed: CompressedModel
+    artifacts: list[Artifact]
+    records: list[ArtifactRecord]     # baseline, compressed, then each artifact
+    budgets: list[BudgetVerdict]
+    seconds: dict[str, float]         # "compress", "export" (export, validate, checks)
+    backoff: dict | None = None
+
+    @property
+    def deploy(self) -> ArtifactRecord:
+        return next(r for r in self.records if r.name == self.profile.recipe.deploy)
+
+
 def run_export(opts: ExportOptions) -> ExportResult:
     started = time.perf_counter()
     log = opts.log
     profile, source, data = resolve_inputs(opts)
-    recipe = profile.recipe
-    from .compress import compress
-
     baseline_scores = keras_scores(source.model, data.x_test)
     baseline_top1 = np.argmax(baseline_scores, axis=1)
     baseline = keras_record("baseline.keras", source.model, data, baseline_top1, None,
-                            {"source": source.origin, "sha256": source.sha256})
+                            {"source": source.origin, "sha256": source.sha256}, scores=baseline_scores)
     log(f"baseline accuracy {baseline.measurements['accuracy']['value']:.4f} on {len(data.x_test)} "
         f"test samples")
-    compressed = compress(source, recipe, data, log=log)
-    compressed_rec = keras_record("compressed.keras", compressed.model, data, baseline_top1,
-                                  "baseline.keras", {"steps": compressed.steps})
     final = Path(opts.out_dir) / profile.name
     with staged_dir(final) as staging:
-        artifacts = export_artifacts(compressed, profile, data, source, staging, log)
-        measurements = validate(artifacts, profile, data, baseline_top1, log)
-        _add_sparsity(measurements, artifacts, compressed)
-        records = [baseline, compressed_rec] + [
-            ArtifactRecord(name=a.name, file=a.path.name, format=a.format, precision=a.precision,
-                           encoding=a.encoding, sha256=a.sha256, parent=a.parent, settings=a.settings,
-                           measurements=measurements[a.name]) for a in artifacts]
-        deploy = next(r for r in records if r.name == recipe.deploy)
+        outcome = compress_and_export(profile, source, data, baseline, baseline_top1, staging, log)
+        outcome = back_off(outcome, opts, source, data, baseline, baseline_top1, staging, log)
+        profile, recipe, compressed = outcome.profile, outcome.profile.recipe, outcome.compressed
+        artifacts, records, deploy = outcome.artifacts, outcome.records, outcome.deploy
         emit_c = profile.emit_c if opts.emit_c is None else opts.emit_c
-        if emit_c:
+        if emit_c and deploy.measurements.get("integrity", {}).get("passed", True):
             c_art = _firmware(profile, opts, artifacts, deploy, staging, log)
             artifacts.append(c_art)
             records.append(ArtifactRecord(name=c_art.name, file=f"firmware/{c_art.path.name}",
@@ -420,13 +392,113 @@ def run_export(opts: ExportOptions) -> ExportResult:
             seed=recipe.seed, recipe=recipe.model_dump(mode="json"),
             compression={"sparsity": compressed.sparsity, "clusters": compressed.clusters,
                          "history": compressed.history, "notes": compressed.notes,
-                         "steps": compressed.steps},
-            artifacts=records, deploy=recipe.deploy,
-            budgets=judge_budgets(profile, deploy, baseline, staging / deploy.file),
+                         "steps": compressed.steps, "backoff": outcome.backoff},
+            artifacts=records, deploy=recipe.deploy, budgets=outcome.budgets,
             advice=_notes(profile) + _advice(profile, records))
         (staging / "report.json").write_text(report.to_json())
         (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts), indent=2) + "\n")
     return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started)
+
+
+def compress_and_export(profile: TargetProfile, source: SourceModel, data: Dataset,
+                        baseline: ArtifactRecord, baseline_top1: np.ndarray, staging: Path, log,
+                        names: list[str] | None = None) -> Outcome:
+    """One recipe, start to verdict: compress, then :func:`export_and_check`."""
+    from .compress import compress
+
+    t0 = time.perf_counter()
+    compressed = compress(source, profile.recipe, data, log=log)
+    seconds = time.perf_counter() - t0
+    outcome = export_and_check(profile, compressed, source, data, baseline, baseline_top1, staging,
+                               log, names)
+    outcome.seconds["compress"] = seconds
+    return outcome
+
+
+def export_and_check(profile: TargetProfile, compressed: CompressedModel, source: SourceModel,
+                     data: Dataset, baseline: ArtifactRecord, baseline_top1: np.ndarray,
+                     staging: Path, log, names: list[str] | None = None) -> Outcome:
+    """Export (``names``: only these artifacts), validate, cross-check every file against
+    its parent and its sibling (edgeprune/integrity.py, siblings.py), judge the budgets."""
+    from .integrity import cross_check, integrity_verdicts
+    from .siblings import sibling_gaps
+
+    t0 = time.perf_counter()
+    scores = keras_scores(compressed.model, data.x_test)
+    compressed_rec = keras_record("compressed.keras", compressed.model, data, baseline_top1,
+                                  "baseline.keras", {"steps": compressed.steps}, scores=scores)
+    artifacts = export_artifacts(compressed, profile, data, source, staging, log, names)
+    outputs: dict[str, np.ndarray] = {}
+    measurements = validate(artifacts, profile, data, baseline_top1, log, outputs)
+    _add_sparsity(measurements, artifacts, compressed)
+    parents = {"compressed.keras": scores}
+    if compressed.qat_model is not None:
+        parents["qat"] = keras_scores(compressed.qat_model, data.x_test)
+    artifacts = cross_check(artifacts, measurements, outputs, parents, staging, log)
+    records = [baseline, compressed_rec] + [
+        ArtifactRecord(name=a.name, file=str(a.path.relative_to(staging)), format=a.format,
+                       precision=a.precision, encoding=a.encoding, sha256=a.sha256, parent=a.parent,
+                       settings=a.settings, measurements=measurements[a.name]) for a in artifacts]
+    gaps = sibling_gaps(records, {a.name: a.path for a in artifacts}, data.x_test, data.y_test,
+                        profile.tolerances.accuracy_points)
+    for name, fig in gaps.items():
+        measurements[name]["sibling_gap"] = fig
+        if fig["flagged"]:
+            log(f"flag: {name} scores {fig['value']:.4f} below {fig['against']}: {fig['likely_cause']}")
+    deploy = next(r for r in records if r.name == profile.recipe.deploy)
+    budgets = judge_budgets(profile, deploy, baseline, staging / deploy.file) + \
+        integrity_verdicts(deploy.name, deploy.measurements)
+    return Outcome(profile, compressed, artifacts, records, budgets,
+                   {"compress": 0.0, "export": time.perf_counter() - t0})
+
+
+def back_off(outcome: Outcome, opts: ExportOptions, source: SourceModel, data: Dataset,
+             baseline: ArtifactRecord, baseline_top1: np.ndarray, staging: Path, log) -> Outcome:
+    """When the deployed artifact misses max_accuracy_drop, try gentler recipes within
+    recipe.backoff's time budget (edgeprune/search/) and return the best outcome; every
+    attempt, or why none was made, is in ``outcome.backoff``."""
+    import shutil
+    import tempfile
+
+    from .search.backoff import Trial, back_off as ladder, declined, misses_accuracy, time_budget
+    from .search.space import Candidate, backoff_ladder
+
+    recipe = outcome.profile.recipe
+    first = Trial(Candidate("as exported", recipe), outcome.budgets, _metric(outcome),
+                  sum(outcome.seconds.values()))
+    why = "max_accuracy_drop met or not set" if not misses_accuracy(first) else declined(
+        recipe, recipe_given=opts.recipe is not None or opts.finetune_epochs is not None,
+        flag=opts.backoff)
+    if why is not None:
+        outcome.backoff = {"ran": False, "why": why, "would_try": [c.label for c in backoff_ladder(recipe)]
+                           if misses_accuracy(first) else []}
+        return outcome
+    budget_s, budget, estimate = time_budget(recipe.backoff, outcome.seconds, len(outcome.artifacts))
+
+    def evaluate(cand: Candidate) -> Trial:
+        profile = _with_recipe(outcome.profile, cand.recipe, f"back-off {cand.label!r}")
+        with tempfile.TemporaryDirectory(dir=staging) as trial_dir:
+            trial = compress_and_export(profile, source, data, baseline, baseline_top1, Path(trial_dir),
+                                        log, names=[cand.recipe.deploy])
+        return Trial(cand, trial.budgets, _metric(trial), payload=trial.compressed)
+
+    log(f"{recipe.deploy} misses max_accuracy_drop: backing off within {budget_s:.0f} s ({budget})")
+    result = ladder(first, backoff_ladder(recipe), evaluate, budget_s=budget_s, budget=budget,
+                    estimate=estimate, log=log)
+    if result.chosen is not first:
+        log(f"back-off chose {result.chosen.candidate.label!r}: exporting every artifact with it")
+        for entry in list(staging.iterdir()):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        profile = _with_recipe(outcome.profile, result.chosen.candidate.recipe, "back-off")
+        outcome = export_and_check(profile, result.chosen.payload, source, data, baseline,
+                                   baseline_top1, staging, log)
+    outcome.backoff = result.to_report()
+    return outcome
+
+
+def _metric(outcome: Outcome) -> float | None:
+    fig = outcome.deploy.measurements.get("accuracy")
+    return None if fig is None else float(fig["value"])
 
 
 def _add_sparsity(measurements: dict[str, dict], artifacts: list[Artifact],
@@ -465,7 +537,9 @@ def _advice(profile: TargetProfile, records: list[ArtifactRecord]) -> list[str]:
     from .compress.advice import advise
 
     return advise(profile.recipe, profile,
-                  {r.name: {**r.measurements, "encoding": r.encoding} for r in records})
+                  {r.name: {**r.measurements, "encoding": r.encoding,
+                            "encoding_reason": r.settings.get("encoding_reason"),
+                            "runtime_probe": r.settings.get("runtime_probe")} for r in records})
 
 
 def _notes(profile: TargetProfile) -> list[str]:

@@ -70,6 +70,9 @@ def compress(source: SourceModel, recipe: Recipe, data: Dataset, log=lambda msg:
         log(f"pruning: {recipe.prune.structure}, final sparsity {recipe.prune.final_sparsity:.2f}, "
             f"{recipe.finetune.epochs} fine-tuning epochs")
         model, hist = prune(model, recipe.prune, recipe.finetune, data, notes)
+        for note in notes:
+            if note.startswith("warning:"):
+                log(note)
         history.update(hist)
         steps.append(f"prune({recipe.prune.structure})")
     if recipe.cluster is not None:

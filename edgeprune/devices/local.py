@@ -28,9 +28,21 @@ class LocalDevice:
             if exc.stage == "runtime-missing":
                 raise DeviceError(str(exc), where=self.describe(),
                                   fix="install the runtime (pip install ai-edge-litert onnxruntime)") from None
-            raise UnsupportedError(str(exc), where=str(artifact),
-                                   fix="the target's runtime cannot load this artifact; "
-                                       "see the recipe's quantize and tflite_sparse_encoding") from None
+            raise _unsupported(str(exc), artifact, request) from None
+        except Exception as exc:  # a runtime's own error while running the model (RuntimeError, ...)
+            raise _unsupported(f"{type(exc).__name__}: {exc}", artifact, request) from None
         return RunResult(outputs=outputs, latency_ms=result["latency_ms"], runtime=result["runtime"],
                          where=self.describe(), extra={"threads": result["threads"],
                                                        "delegate": result["delegate"]})
+
+
+def _unsupported(message: str, artifact: Path, request: RunRequest) -> UnsupportedError:
+    """The runtime failed on the model: name the op when the message allows."""
+    from ..runtimes.probe import name_op
+
+    op = name_op(message, artifact)
+    first = message.strip().splitlines()[0][:300] if message.strip() else "no message"
+    return UnsupportedError(f"{request.engine} (delegate {request.delegate!r}) fails on this model"
+                            + (f" at {op}" if op else "") + f": {first}", where=str(artifact),
+                            fix="the target's runtime cannot run this artifact; drop its precision "
+                                "from recipe.quantize, or change the layer named")
