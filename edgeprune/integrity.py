@@ -75,8 +75,10 @@ def encoding_tolerance(precision: str) -> Tolerance:
 
 
 def compare(candidate: np.ndarray, reference: np.ndarray, tol: Tolerance, *,
-            step: float | None = None) -> dict:
-    """Compare two runs' outputs on the same inputs; the result says whether ``tol`` holds."""
+            step: float | None = None, classifier: bool = True) -> dict:
+    """Compare two runs' outputs on the same inputs; the result says whether ``tol`` holds.
+    Top-1 agreement is measured (and held to ``tol.top1``) for a classifier's (N, classes)
+    outputs only."""
     out = {"tolerance": tol.label, "samples": int(len(reference))}
     if candidate.shape != reference.shape:
         return {**out, "passed": False,
@@ -99,7 +101,7 @@ def compare(candidate: np.ndarray, reference: np.ndarray, tol: Tolerance, *,
                                 f"(step {step:.3g}) > {tol.steps:g}")
         elif max_abs > 1e-4 * spread:  # no quantized output to measure steps by: float rounding
             problems.append(f"max |diff| {max_abs:.3g} and no output quantization step known")
-    if reference.ndim == 2 and reference.shape[1] > 1:
+    if classifier and reference.ndim == 2 and reference.shape[1] > 1:
         top1 = float(np.mean(np.argmax(candidate, 1) == np.argmax(reference, 1)))
         out["top1_agreement"] = top1
         if tol.top1 is not None and top1 < tol.top1:
