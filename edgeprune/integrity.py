@@ -26,7 +26,7 @@ nrmse is the RMS of the difference over the standard deviation of the reference'
 outputs; top-1 is the fraction of samples whose highest output is the same (classifiers).
 
 Sibling artifacts (the same precision in two formats: ``int8.tflite`` and ``int8.onnx``)
-must score the same task metric within the target's ``tolerances.accuracy_points``;
+must score the same task metric within the target's ``max_accuracy_drop``;
 :func:`sibling_gaps` flags the one that scores lower, with the likely cause.
 """
 

@@ -421,7 +421,7 @@ def export_and_check(profile: TargetProfile, compressed: CompressedModel, source
     """Export (``names``: only these artifacts), validate, cross-check every file against
     its parent and its sibling (edgeprune/integrity.py, siblings.py), judge the budgets."""
     from .integrity import cross_check, integrity_verdicts
-    from .siblings import sibling_gaps
+    from .siblings import sibling_gaps, sibling_tolerance
 
     t0 = time.perf_counter()
     scores = keras_scores(compressed.model, data.x_test)
@@ -440,7 +440,7 @@ def export_and_check(profile: TargetProfile, compressed: CompressedModel, source
                        precision=a.precision, encoding=a.encoding, sha256=a.sha256, parent=a.parent,
                        settings=a.settings, measurements=measurements[a.name]) for a in artifacts]
     gaps = sibling_gaps(records, {a.name: a.path for a in artifacts}, data.x_test, data.y_test,
-                        profile.tolerances.accuracy_points)
+                        *sibling_tolerance(profile))
     for name, fig in gaps.items():
         measurements[name]["sibling_gap"] = fig
         if fig["flagged"]:

@@ -2,7 +2,8 @@
 are the same compressed model quantized by two tools, so they should score the same.
 
 :func:`sibling_gaps` flags the one that scores lower when the gap passes the target's
-``tolerances.accuracy_points``, with the likely cause, found by measurement where it can:
+``max_accuracy_drop`` (what the deployed file may lose at all; else its
+``tolerances.accuracy_points``), with the likely cause, found by measurement where it can:
 
 - an int8 ONNX file is run again with onnxruntime's QDQ reference arithmetic
   (dequantize, float op, quantize: the math the file states). If that scores like the
@@ -22,12 +23,21 @@ import numpy as np
 from .report.schema import figure
 
 
+def sibling_tolerance(profile) -> tuple[float, str]:
+    """The gap allowed between siblings: the target's ``max_accuracy_drop`` (what the
+    deployed file may lose at all), else its ``tolerances.accuracy_points``."""
+    if profile.budgets.max_accuracy_drop is not None:
+        return profile.budgets.max_accuracy_drop, "budgets.max_accuracy_drop"
+    return profile.tolerances.accuracy_points / 100.0, "tolerances.accuracy_points"
+
+
 def sibling_gaps(records: list, paths: dict[str, Path], x: np.ndarray, y: np.ndarray,
-                 tolerance_points: float) -> dict[str, dict]:
-    """``{artifact name: figure}`` for the lower-scoring artifact of each sibling pair."""
+                 tolerance: float, tolerance_from: str = "") -> dict[str, dict]:
+    """``{artifact name: figure}`` for the lower-scoring artifact of each sibling pair;
+    ``tolerance`` is a fraction (0.01: one point of accuracy)."""
     by_name = {r.name: r for r in records if r.format in ("tflite", "onnx")}
     out = {}
-    tol = tolerance_points / 100.0
+    tol = tolerance
     for name, rec in by_name.items():
         precision, fmt = name.split(".")
         if fmt != "tflite" or f"{precision}.onnx" not in by_name:
@@ -42,7 +52,8 @@ def sibling_gaps(records: list, paths: dict[str, Path], x: np.ndarray, y: np.nda
         cause = likely_cause(worse, better, paths, x, y, tol) if flagged else ""
         out[worse.name] = figure(gap, "fraction", f"accuracy of {better.name} minus {worse.name}, "
                                  f"both on the {len(y)} test samples", against=better.name,
-                                 tolerance=tol, flagged=flagged, likely_cause=cause)
+                                 tolerance=tol, tolerance_from=tolerance_from, flagged=flagged,
+                                 likely_cause=cause)
     return out
 
 

@@ -121,7 +121,8 @@ def test_choose_encoding_keeps_dense_when_the_sparse_outputs_differ(dense_files,
     choice = choose_encoding(dense_files["int8"], "int8", _profile(delegate="none"), tiny_data.x_test,
                              tmp_path)
     assert choice.encoding == "dense" and not choice.check["passed"]
-    assert "outputs differ from the dense file's" in choice.reason and "expected bit-exact" in choice.reason
+    assert "is not the dense file's model" in choice.reason and "expected bit-exact" in choice.reason
+    assert "zero weights read back: fc 99.6% in the sparse encoding vs 80.0% dense" in choice.reason
 
 
 def test_probe_counts_delegated_ops_and_names_the_failing_op(dense_files, tiny_data, tmp_path):
@@ -160,3 +161,24 @@ def test_local_device_names_the_op_when_the_runtime_fails_at_invoke(dense_files,
     with pytest.raises(UnsupportedError, match=r"fails on this model at FULLY_CONNECTED \(op 3") as err:
         LocalDevice().run(path, tiny_data.x_test[:2], RunRequest(engine="litert"))
     assert err.value.exit_code == 2
+
+
+def test_choose_encoding_refuses_tensorflows_sparse_int8_that_loses_weights(keras, tmp_path):
+    """TensorFlow's own re-encoding keeps 2% of an int8 layer with 8 inputs (an autoencoder's
+    decoder after its 8-unit code): the check reads it back and names the layer."""
+    from edgeprune import keras_env
+
+    keras_env.set_seed(0)
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((64,)), layers.Dense(32, activation="relu", name="enc"),
+                              layers.Dense(8, activation="relu", name="code"),
+                              layers.Dense(32, activation="relu", name="dec"), layers.Dense(64, name="out")])
+    for layer in model.layers:
+        kernel, bias = layer.get_weights()
+        kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.75)] = 0.0
+        layer.set_weights([kernel, bias])
+    x = np.random.default_rng(0).random((40, 64)).astype(np.float32)
+    dense = to_tflite(model, "int8", representative=x)
+    with pytest.raises(ConfigError, match=r"not the dense file's model .*zero weights read back: "
+                                          r"dec 98\.0% in the sparse encoding vs 75\.0% dense"):
+        choose_encoding(dense, "int8", _profile("always", delegate="none"), x, tmp_path)

@@ -33,7 +33,7 @@ def files(tiny_cnn, tiny_data, tmp_path_factory):
 def test_sibling_gaps_flags_only_a_gap_beyond_the_tolerance():
     records = [_record("int8.tflite", 0.90), _record("int8.onnx", 0.897),
                _record("float32.tflite", 0.95), _record("float32.onnx", 0.90)]
-    gaps = sibling_gaps(records, {}, np.zeros((1, 2)), np.zeros(1), tolerance_points=0.5)
+    gaps = sibling_gaps(records, {}, np.zeros((1, 2)), np.zeros(1), 0.005)
     assert set(gaps) == {"int8.onnx", "float32.onnx"}
     assert not gaps["int8.onnx"]["flagged"] and gaps["int8.onnx"]["against"] == "int8.tflite"
     flagged = gaps["float32.onnx"]
@@ -60,7 +60,7 @@ def test_likely_cause_blames_the_kernels_when_the_qdq_reference_scores_like_the_
     assert reference == pytest.approx(np.mean(fused.argmax(1) == y), abs=1.5 / len(y))  # 7-bit: no saturation
     # As measured on a CPU whose fused int8 kernels saturate: the file itself is fine.
     records = [_record("int8.tflite", reference), _record("int8.onnx", reference - 0.08, settings)]
-    gap = sibling_gaps(records, {"int8.onnx": folder / "q.onnx"}, x, y, 0.5)["int8.onnx"]
+    gap = sibling_gaps(records, {"int8.onnx": folder / "q.onnx"}, x, y, 0.005)["int8.onnx"]
     assert gap["flagged"] and gap["likely_cause"].startswith("onnxruntime's fused int8 kernels on this machine")
 
 
@@ -69,6 +69,6 @@ def test_likely_cause_names_per_tensor_weights_when_the_file_itself_scores_lower
     records = [_record("int8.tflite", 1.0, {"representative_samples": 50}),
                _record("int8.onnx", 0.5, {"weights": "int8 per-tensor"})]
     paths = {"int8.onnx": folder / "pt.onnx", "int8.tflite": folder / "q.tflite"}
-    cause = sibling_gaps(records, paths, tiny_data.x_test, tiny_data.y_test, 0.5)["int8.onnx"]["likely_cause"]
+    cause = sibling_gaps(records, paths, tiny_data.x_test, tiny_data.y_test, 0.005)["int8.onnx"]["likely_cause"]
     assert cause.startswith("the two quantizers differ: int8.onnx: per-channel weights in 0 of 2")
     assert "int8.tflite: per-channel weights in" in cause and "on 50 samples" in cause
