@@ -37,17 +37,10 @@ max_accuracy_drop = 0.03
 
 @pytest.fixture(scope="module")
 def inputs(keras, tiny_data, tmp_path_factory):
-    from edgeprune import keras_env
+    from conftest import build_conv_dense
 
     folder = tmp_path_factory.mktemp("backoff")
-    keras_env.set_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(64, activation="relu", name="fc"),
-        keras.layers.Dense(10, name="logits"),
-    ])
+    model = build_conv_dense(keras)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(tiny_data.x_train, tiny_data.y_train, epochs=8, batch_size=32, verbose=0)
     model.save(folder / "model.keras")

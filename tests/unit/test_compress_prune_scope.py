@@ -12,16 +12,9 @@ from edgeprune.recipe import FinetuneSpec, PruneSpec
 
 
 def _model(keras):
-    from edgeprune import keras_env
+    from conftest import build_conv_dense
 
-    keras_env.set_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(32, activation="relu", name="fc"),
-        keras.layers.Dense(10, name="logits"),
-    ])
+    model = build_conv_dense(keras, hidden=(32,))
     weights = model.get_weights()
     weights[0] = weights[0] * 10.0        # the conv kernel is 10x larger than the rest
     model.set_weights(weights)
@@ -68,17 +61,9 @@ def test_outputs_probabilities_sees_through_pruning_wrapper(keras):
 
 def _model_with_a_small_layer(keras):
     """conv (stem) -> fc1 (tiny weights: the global ranking would empty it) -> fc2 -> logits."""
-    from edgeprune import keras_env
+    from conftest import build_conv_dense
 
-    keras_env.set_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(32, activation="relu", name="fc1"),
-        keras.layers.Dense(32, activation="relu", name="fc2"),
-        keras.layers.Dense(10, name="logits"),
-    ])
+    model = build_conv_dense(keras, hidden=(32, 32))
     weights = model.get_weights()
     weights[2] = weights[2] * 0.01
     model.set_weights(weights)

@@ -21,16 +21,9 @@ LAYERS = ["conv", "fc", "logits"]
 @pytest.fixture(scope="module")
 def pruned(keras):
     """conv -> fc (Dense 64) -> logits, 80% of every kernel set to zero (untrained)."""
-    from edgeprune import keras_env
+    from conftest import build_conv_dense
 
-    keras_env.set_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(64, activation="relu", name="fc"),
-        keras.layers.Dense(10, name="logits"),
-    ])
+    model = build_conv_dense(keras)
     weights = model.get_weights()
     for i in (0, 2, 4):
         kernel = weights[i]
