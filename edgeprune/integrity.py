@@ -15,10 +15,12 @@ artifact vs its parent        float32 nrmse <= 1e-4, top-1 >= 0.99; float16 nrms
 (Keras model, float32.onnx)   top-1 >= 0.97; dynamic nrmse <= 0.1, top-1 >= 0.9; int8
                               nrmse <= 0.3, top-1 >= 0.85 (quantization error; beyond it
                               the file is not a quantization of its parent)
-the target's device vs this   int8: within one output quantization step (kernels for
-machine (same file)           another instruction set round a tie differently: LiteRT's
-                              built-in int8 kernels differ by one step between x86 and an
-                              emulated Cortex-A72 in 10% of a DS-CNN's outputs); float:
+the target's device vs this   int8 with XNNPACK or onnxruntime: within one output
+machine (same file)           quantization step (measured: x86 vs an emulated Cortex-A72,
+                              XNNPACK, one step in 0.1% of ResNet-8's and DS-CNN's
+                              outputs); int8 with LiteRT's built-in or TFLite Micro's
+                              kernels: nrmse <= 0.05, top-1 >= 0.9 (each layer rounds its
+                              own way and the steps add up: 10 steps on ResNet-8); float:
                               nrmse <= 1e-4 (float16 and dynamic: <= 0.02)
 ============================  ===========================================================
 
@@ -61,13 +63,19 @@ PARENT = {
     "int8": Tolerance("nrmse <= 0.3, top-1 >= 0.85", nrmse=0.3, top1=0.85),
 }
 DEVICE = {
-    "int8": Tolerance("within one output quantization step (kernels for another instruction "
-                      "set may round a tie differently)", steps=1.0),
+    "int8": Tolerance("within one output quantization step (XNNPACK's and onnxruntime's int8 "
+                      "kernels for another instruction set may round a tie differently)", steps=1.0),
     "float32": Tolerance("nrmse <= 0.0001 (float rounding)", nrmse=1e-4),
     "float16": Tolerance("nrmse <= 0.02 (float16 arithmetic where the CPU has it)", nrmse=0.02),
     "dynamic": Tolerance("nrmse <= 0.02 (activations quantized per run by each CPU's kernels)",
                          nrmse=0.02),
 }
+# LiteRT's built-in int8 kernels (delegate "none") and TFLite Micro's reference kernels round
+# each layer's requantization their own way on each instruction set, and the steps add up
+# through the layers: ResNet-8-like, x86 vs an emulated Cortex-A72, up to 10 output steps and
+# 97% top-1 agreement; DS-CNN-like, 6 steps and 99%.
+DEVICE_BUILTIN_INT8 = Tolerance("nrmse <= 0.05, top-1 >= 0.9 (built-in or reference int8 kernels "
+                                "round each layer differently per instruction set)", nrmse=0.05, top1=0.9)
 
 
 def encoding_tolerance(precision: str) -> Tolerance:
@@ -184,18 +192,21 @@ def integrity_verdicts(deploy_name: str, measurements: dict) -> list[BudgetVerdi
 def device_check(dev, host, art, engine: str) -> dict:
     """The target device's outputs (``dev``, a RunResult) against this machine's for the
     same file: the ``host_agreement`` figure (value: top-1 agreement)."""
-    if art.precision == "int8" and engine == "tflm":
-        tol = Tolerance("within one output quantization step (TFLite Micro's reference kernels "
-                        "vs LiteRT's)", steps=1.0)
+    builtin = engine == "tflm" or (engine == "litert" and host.extra.get("delegate") == "none")
+    if art.precision == "int8" and builtin:
+        tol = DEVICE_BUILTIN_INT8
     else:
         tol = DEVICE.get(art.precision, DEVICE["float32"])
     step = output_step(art.path) if art.precision == "int8" else None
     result = compare(dev.outputs, host.outputs, tol, step=step)
     top1 = result.get("top1_agreement", 1.0 if result["passed"] else 0.0)
     extra = {k: result[k] for k in ("steps", "reason") if k in result}
+    if step and "steps" not in extra:
+        extra["steps"] = result.get("max_abs_diff", 0.0) / step
     return figure(top1, "fraction", f"{dev.where} vs {host.where}",
                   max_abs_diff=result.get("max_abs_diff"), bit_exact=result.get("max_abs_diff") == 0.0,
-                  expected=tol.label, passed=result["passed"], samples=result["samples"], **extra)
+                  expected=tol.label, passed=result["passed"], samples=result["samples"],
+                  nrmse=result.get("nrmse"), **extra)
 
 
 def reject(art, staging: Path, reason: str):

@@ -5,7 +5,8 @@ inserts from a process-wide counter (:func:`renumber_generated_names`), and it f
 BatchNormalization into the convolution before it in the order of a Python ``set`` of
 tensor names, which changes with each process's string hashing; when two folded
 constants are equal (a residual model's zero biases, for instance) it keeps whichever
-it met first, under that one's name (:func:`canonical_initializers`).
+it met first, under that one's name (:func:`canonical_initializers` renames them all
+from the graph).
 
 int8 settings (``recipe.onnx_quant``): per-channel weights, MinMax calibration, and 7-bit
 weights (``reduce_range``) by default, because onnxruntime's int8 kernels on x86 CPUs
@@ -81,26 +82,28 @@ def renumber_generated_names(graph) -> None:
 
 
 def canonical_initializers(graph) -> None:
-    """Give every initializer used more than once a name made from its first use, and
-    order all initializers by first use.
+    """Name every initializer after its first use (``NODE/input_K``: the first node that
+    reads it and the input slot), and order the initializers by first use.
 
     tf2onnx merges equal constants and keeps the name of the one it met first, which
     depends on the process (see the module docstring); the graph around them is the same.
-    Naming a shared constant after the first node that reads it (``NODE/shared_input_K``)
-    and sorting by first use makes the bytes independent of that order."""
-    first_use, users = _uses(graph)
+    The merged constant may then be read once or many times (a convolution's zero bias and
+    a BatchNormalization's zero shift, merged before the BatchNormalization is folded
+    away), so every name is remade, not only shared ones: the bytes then depend on the
+    graph alone. Layer names stay in the node names."""
+    first_use, _ = _uses(graph)
     outputs = {o.name for o in graph.output}
     rename = {}
     for item in graph.initializer:
-        if users.get(item.name, 0) > 1 and item.name not in outputs:
+        if item.name in first_use and item.name not in outputs:
             i, k = first_use[item.name]
-            rename[item.name] = f"{graph.node[i].name}/shared_input_{k}"
+            rename[item.name] = f"{graph.node[i].name}/input_{k}"
     if rename:
         for node in graph.node:
             node.input[:] = [rename.get(n, n) for n in node.input]
         for item in graph.initializer:
             item.name = rename.get(item.name, item.name)
-        for info in graph.value_info:
+        for info in (*graph.value_info, *graph.input):
             info.name = rename.get(info.name, info.name)
         first_use, _ = _uses(graph)
     never = (len(graph.node), 0)

@@ -117,3 +117,15 @@ def test_cross_check_compares_int8_onnx_with_float32_onnx_and_qat_files_with_the
     assert measurements["int8.onnx"]["integrity"]["checks"][0]["against"] == "float32.onnx"
     check = measurements["int8.tflite"]["integrity"]["checks"][0]
     assert check["against"].startswith("the QAT model") and check["passed"]
+
+
+def test_device_check_allows_builtin_kernels_their_drift_but_not_a_different_model(int8_files):
+    art = _art(int8_files / "float_io.tflite")
+    step = output_step(art.path)
+    host = RunResult(outputs=LOGITS, latency_ms=[], runtime="r", where="local", extra={"delegate": "none"})
+    drift = LOGITS.copy()
+    drift[:, 0] += 3 * step                                      # a few steps on every sample
+    ok = device_check(RunResult(outputs=drift, latency_ms=[], runtime="r", where="qemu"), host, art, "litert")
+    assert ok["passed"] and ok["expected"].startswith("nrmse <= 0.05, top-1 >= 0.9") and ok["steps"] > 2.9
+    other = RunResult(outputs=-LOGITS, latency_ms=[], runtime="r", where="qemu")
+    assert not device_check(other, host, art, "tflm")["passed"]
