@@ -3,7 +3,9 @@
 When the deployed artifact of the default recipe misses ``max_accuracy_drop``, the
 export tries the candidates of :func:`edgeprune.search.space.backoff_ladder` in order
 (most compressed first), each a full compress / export / validate of the deployed
-artifact, and stops at the first that meets every budget. A candidate whose expected
+artifact, and stops at the first that meets every budget, or that meets the accuracy
+budget and misses only what the first export missed too (a size budget that the
+dense file misses whatever its sparsity: gentler recipes cannot fix it). A candidate whose expected
 time no longer fits in the budget of extra time is skipped, and said so. Every attempt
 is reported; the chosen one is the best by :func:`rank`.
 
@@ -122,6 +124,11 @@ def back_off(first: Trial, ladder: list[Candidate], evaluate: Callable[[Candidat
             + f" ({trial.seconds:.0f} s)")
         if trial.meets:
             stopped = f"{cand.label!r} meets every budget"
+            break
+        if trial.evaluated and "max_accuracy_drop" not in trial.failed \
+                and set(trial.failed) <= set(first.failed):
+            stopped = (f"{cand.label!r} meets max_accuracy_drop; what it misses "
+                       f"({', '.join(trial.failed)}) no gentler recipe can fix")
             break
     return BackoffResult(attempts, best(attempts), budget_s, budget, stopped)
 

@@ -115,3 +115,12 @@ def test_time_budget_is_a_multiple_of_the_first_export_capped_in_seconds():
                                            {"compress": 20.0, "export": 12.0}, files=6)
     assert budget_s == 50.0 and text == "3 x the first export (32 s), at most 50 s"
     assert estimate(Candidate("x", Recipe(), cost=2.0)) == 42.0
+
+
+def test_back_off_stops_when_accuracy_is_met_and_only_what_the_first_missed_remains():
+    ladder = [Candidate(n, Recipe()) for n in ("a", "b")]
+    first = _trial("first", ["max_size_bytes", "max_accuracy_drop"], 0.7)
+    result = back_off(first, ladder, lambda c: _trial(c.label, ["max_size_bytes"], 0.93), budget_s=100,
+                      budget="t", estimate=lambda c: 0.0)
+    assert len(result.attempts) == 2 and result.chosen.candidate.label == "a"
+    assert "'a' meets max_accuracy_drop; what it misses (max_size_bytes)" in result.stopped
