@@ -159,7 +159,8 @@ def board_agreement(report: dict, folder: Path, board: str) -> str:
         dev = device_for(load_target(board)).run(path, x, req).outputs
         step = output_step(path)
         diff = np.abs(host - dev)
-        lines.append(f"{delegate}: max |diff| {diff.max():.3g} = {diff.max() / step:.1f} steps, "
+        nrmse = float(np.sqrt(np.mean(diff ** 2)) / np.std(host))
+        lines.append(f"{delegate}: max |diff| {diff.max():.3g} = {diff.max() / step:.1f} steps, nrmse {nrmse:.3g}, "
                      f"{np.mean(diff > 0):.1%} of outputs differ, top-1 agreement "
                      f"{np.mean(host.argmax(1) == dev.argmax(1)):.4f}")
     return "; ".join(lines)

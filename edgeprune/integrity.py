@@ -19,8 +19,9 @@ the target's device vs this   int8 with XNNPACK or onnxruntime: within one outpu
 machine (same file)           quantization step (measured: x86 vs an emulated Cortex-A72,
                               XNNPACK, one step in 0.1% of ResNet-8's and DS-CNN's
                               outputs); int8 with LiteRT's built-in or TFLite Micro's
-                              kernels: nrmse <= 0.05, top-1 >= 0.9 (each layer rounds its
-                              own way and the steps add up: 10 steps on ResNet-8); float:
+                              kernels: nrmse <= 0.1, top-1 >= 0.9 (each layer rounds its
+                              own way and the steps add up: up to 34 steps, nrmse 0.042
+                              on MobileNetV2); float:
                               nrmse <= 1e-4 (float16 and dynamic: <= 0.02)
 ============================  ===========================================================
 
@@ -72,10 +73,12 @@ DEVICE = {
 }
 # LiteRT's built-in int8 kernels (delegate "none") and TFLite Micro's reference kernels round
 # each layer's requantization their own way on each instruction set, and the steps add up
-# through the layers: ResNet-8-like, x86 vs an emulated Cortex-A72, up to 10 output steps and
-# 97% top-1 agreement; DS-CNN-like, 6 steps and 99%.
-DEVICE_BUILTIN_INT8 = Tolerance("nrmse <= 0.05, top-1 >= 0.9 (built-in or reference int8 kernels "
-                                "round each layer differently per instruction set)", nrmse=0.05, top1=0.9)
+# through the layers. Measured, x86 vs an emulated Cortex-A72 on 100 test samples (max
+# steps, nrmse, top-1): ResNet-8-like 10, 0.018, 0.97; DS-CNN-like 6, 0.0095, 0.99;
+# MobileNetV1-like 12, 0.033, 0.99; MobileNetV2 34, 0.042, 0.99. XNNPACK on the same: at
+# most one step (nrmse <= 0.0005), top-1 1.0.
+DEVICE_BUILTIN_INT8 = Tolerance("nrmse <= 0.1, top-1 >= 0.9 (built-in or reference int8 kernels "
+                                "round each layer differently per instruction set)", nrmse=0.1, top1=0.9)
 
 
 def encoding_tolerance(precision: str) -> Tolerance:

@@ -75,8 +75,12 @@ def likely_cause(worse, better, paths: dict[str, Path], x: np.ndarray, y: np.nda
                     f"16 bits and saturate with 8-bit weights: keep recipe.onnx_quant.reduce_range "
                     f"= true (7-bit weights, weights now: {worse.settings.get('weights', '?')})")
     if worse.precision == "int8":
-        return "the two quantizers differ: " + "; ".join(
+        cause = "the two quantizers differ: " + "; ".join(
             f"{rec.name}: {_scheme(rec, paths.get(rec.name))}" for rec in (worse, better))
+        if worse.format == "onnx" and "7-bit" in str(worse.settings.get("weights", "")):
+            cause += (" (7-bit weights have half the resolution of 8-bit ones; on an Arm CPU or "
+                      "one with AVX-VNNI, recipe.onnx_quant.reduce_range = false gives 8 bits)")
+        return cause
     return (f"the two converters differ at {worse.precision}: compare each file's outputs with "
             f"compressed.keras (measurements.integrity)")
 

@@ -126,6 +126,6 @@ def test_device_check_allows_builtin_kernels_their_drift_but_not_a_different_mod
     drift = LOGITS.copy()
     drift[:, 0] += 3 * step                                      # a few steps on every sample
     ok = device_check(RunResult(outputs=drift, latency_ms=[], runtime="r", where="qemu"), host, art, "litert")
-    assert ok["passed"] and ok["expected"].startswith("nrmse <= 0.05, top-1 >= 0.9") and ok["steps"] > 2.9
+    assert ok["passed"] and ok["expected"].startswith("nrmse <= 0.1, top-1 >= 0.9") and ok["steps"] > 2.9
     other = RunResult(outputs=-LOGITS, latency_ms=[], runtime="r", where="qemu")
     assert not device_check(other, host, art, "tflm")["passed"]
