@@ -78,9 +78,13 @@ def cli() -> None:
                                "judged by budgets.max_metric_drop.")
 @click.option("--metric-direction", type=click.Choice(["higher", "lower"]),
               help="Whether --metric is better higher or lower (else FUNCTION.greater_is_better).")
+@click.option("--backoff/--no-backoff", default=None,
+              help="When the deployed file misses its quality budget, try gentler recipes (lower "
+                   "sparsity, longer fine-tuning, no pruning) within recipe.backoff's time budget. "
+                   "Default: on for the default recipe, off with --recipe or --epochs.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout instead of the table.")
 def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_epochs, emit_c, c_symbol,
-           arena_headroom, metric, metric_direction, as_json):
+           arena_headroom, metric, metric_direction, backoff, as_json):
     """Compress MODEL, export it, validate the exported files on TARGET and report.
 
     MODEL is a tf_keras .keras/.h5 file, a SavedModel directory, a .keras file saved
@@ -91,7 +95,8 @@ def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_ep
     result = run_export(ExportOptions(target=target, out_dir=out_dir, model=model, data=data, recipe=recipe,
                                       seed=seed, finetune_epochs=finetune_epochs, train_epochs=train_epochs,
                                       emit_c=emit_c, c_symbol=c_symbol, arena_headroom=arena_headroom,
-                                      metric=metric, metric_direction=metric_direction, log=_log))
+                                      metric=metric, metric_direction=metric_direction, backoff=backoff,
+                                      log=_log))
     report = result.report.to_dict()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

@@ -57,6 +57,7 @@ class ExportOptions:
     emit_c: bool | None = None          # None: the target decides
     c_symbol: str | None = None         # None: the target's firmware.symbol
     arena_headroom: float | None = None # None: the target's firmware.arena_headroom_fraction
+    backoff: bool | None = None         # None: back off only for the default recipe
     metric: str | Callable | None = None  # a user metric MODULE:FUNCTION (never from a file)
     metric_direction: str | None = None   # "higher" | "lower" is better, for that metric
     log: Callable[[str], None] = field(default=lambda msg: None)
@@ -137,7 +138,9 @@ def _with_recipe(profile: TargetProfile, recipe: Recipe, where: str) -> TargetPr
 # ---------------------------------------------------------------- export
 
 def export_artifacts(compressed: CompressedModel, profile: TargetProfile, data: Dataset,
-                     source: SourceModel, staging: Path, log) -> list[Artifact]:
+                     source: SourceModel, staging: Path, log,
+                     names: list[str] | None = None) -> list[Artifact]:
+    """Convert once per precision and format (``names``: only these artifacts)."""
     from .export.onnx import to_onnx_float, to_onnx_int8
     from .export.tflite import to_tflite
 
@@ -145,10 +148,12 @@ def export_artifacts(compressed: CompressedModel, profile: TargetProfile, data: 
     rep = data.representative(recipe.representative_samples)
     artifacts: list[Artifact] = []
     for name in recipe.artifact_names():
+        if names is not None and name not in names:
+            continue
         precision, fmt = name.split(".")
         t0 = time.perf_counter()
         if fmt == "tflite":
-            art = _export_tflite(compressed, profile, precision, rep, staging, to_tflite)
+            art = _export_tflite(compressed, profile, precision, rep, staging, to_tflite, data)
         elif precision == "float32":
             path = staging / "model_float32.onnx"
             settings = to_onnx_float(compressed.model, source.input_shape, path)
@@ -157,11 +162,13 @@ def export_artifacts(compressed: CompressedModel, profile: TargetProfile, data: 
             if not (staging / "model_float32.onnx").exists():
                 to_onnx_float(compressed.model, source.input_shape, staging / "model_float32.onnx")
             path = staging / "model_int8.onnx"
-            settings = to_onnx_int8(staging / "model_float32.onnx", path, rep)
+            settings = to_onnx_int8(staging / "model_float32.onnx", path, rep, recipe.onnx_quant)
             art = _artifact(name, path, "onnx", precision, "dense", "float32.onnx", settings)
         log(f"export success {time.perf_counter() - t0:.1f}s, saved as {art.path.name} "
             f"({art.size_bytes / 1024:.1f} KiB)")
         artifacts.append(art)
+    if names is not None and "float32.onnx" not in names:
+        (staging / "model_float32.onnx").unlink(missing_ok=True)  # made only as int8's parent
     return artifacts
 
 
@@ -172,7 +179,10 @@ def _artifact(name, path: Path, fmt, precision, encoding, parent, settings) -> A
                     sha256=sha256_file(path), parent=parent, settings=settings)
 
 
-def _export_tflite(compressed, profile, precision, rep, staging, to_tflite) -> Artifact:
+def _export_tflite(compressed, profile, precision, rep, staging, to_tflite, data) -> Artifact:
+    """Convert once; the sparse encoding, if chosen, is this file re-encoded (export/encoding.py)."""
+    from .export.encoding import SAMPLES, choose_encoding
+
     recipe = profile.recipe
     qat = compressed.qat_model is not None and precision == "int8"
     model = compressed.qat_model if qat else compressed.model
@@ -182,61 +192,26 @@ def _export_tflite(compressed, profile, precision, rep, staging, to_tflite) -> A
     settings = {"converter": "tf.lite.TFLiteConverter", "int8_io": kwargs["int8_io"],
                 "quantization_aware": qat,
                 "representative_samples": int(len(rep)) if precision == "int8" else 0}
-    encoding, data, reason, by_encoding = _choose_encoding(model, precision, kwargs, dense, profile,
-                                                           staging, to_tflite)
-    settings["encoding_reason"] = reason
-    settings["bytes_by_encoding"] = by_encoding
+    choice = choose_encoding(dense, precision, profile, data.x_test[:SAMPLES], staging)
+    settings["encoding_reason"] = choice.reason
+    settings["bytes_by_encoding"] = choice.bytes_by_encoding
+    if choice.check is not None:
+        settings["encoding_check"] = choice.check
+    settings["runtime_probe"] = choice.runs
     path = staging / f"model_{precision}.tflite"
-    path.write_bytes(data)
-    parent = "compressed.keras"
-    return _artifact(f"{precision}.tflite", path, "tflite", precision, encoding, parent, settings)
-
-
-def _choose_encoding(model, precision, kwargs, dense: bytes, profile, staging, to_tflite):
-    """Dense, or the TFLite sparse encoding where it is smaller and the target's runtime loads it."""
-    mode = profile.recipe.tflite_sparse_encoding
-    if mode == "never" or profile.recipe.prune is None:
-        return ("dense", dense, "not requested" if mode == "never" else "no pruning in the recipe",
-                {"dense": len(dense)})
-    if profile.runtime.engine == "tflm":
-        if mode == "always":
-            raise ConfigError("TFLite Micro cannot run the TFLite sparse encoding",
-                              where=f"target {profile.name}: recipe.tflite_sparse_encoding",
-                              expected='"auto" or "never" for a tflm target')
-        return "dense", dense, "TFLite Micro has no sparse-tensor support", {"dense": len(dense)}
-    sparse = to_tflite(model, precision, sparse=True, **kwargs)
-    sizes_note = f"dense {len(dense)} bytes, sparse encoding {len(sparse)} bytes"
-    by_encoding = {"dense": len(dense), "sparse": len(sparse)}
-    if len(sparse) >= len(dense) and mode == "auto":
-        return "dense", dense, f"sparse encoding not smaller ({sizes_note})", by_encoding
-    probe = staging / f".probe_{precision}.tflite"
-    probe.write_bytes(sparse)
-    from .runtimes import runner
-
-    try:
-        runner.run_job({"engine": "litert", "threads": profile.runtime.threads,
-                        "delegate": profile.runtime.delegate, "warmup": 0, "repeats": 1},
-                       np.zeros((1, *model.inputs[0].shape[1:]), np.float32), str(probe))
-    except runner.RunnerError as exc:
-        if mode == "always":
-            raise ConfigError(f"the {precision} model in the sparse encoding does not load with "
-                              f"delegate {profile.runtime.delegate!r}: {exc}",
-                              where=f"target {profile.name}: recipe.tflite_sparse_encoding",
-                              fix='use "auto" (falls back to dense), or block sparsity [16, 1] for int8 '
-                                  'with XNNPACK') from None
-        return "dense", dense, (f"sparse encoding fails to load with delegate "
-                                f"{profile.runtime.delegate!r} ({sizes_note}): {str(exc)[:160]}"), by_encoding
-    finally:
-        probe.unlink(missing_ok=True)
-    return "sparse", sparse, f"sparse encoding loads and is smaller ({sizes_note})", by_encoding
+    path.write_bytes(choice.data)
+    return _artifact(f"{precision}.tflite", path, "tflite", precision, choice.encoding,
+                     "compressed.keras", settings)
 
 
 # ---------------------------------------------------------------- validate
 
 def validate(artifacts: list[Artifact], profile: TargetProfile, data: Dataset,
-             reference: list[np.ndarray] | None, log) -> dict[str, dict]:
+             reference: list[np.ndarray] | None, log, outputs: dict | None = None) -> dict[str, dict]:
     """Measure every artifact on this machine, and the target's own artifacts on its device
-    (emulated boards: a bounded sample, all artifacts' jobs in parallel; see target_runs)."""
+    (emulated boards: a bounded sample, all artifacts' jobs in parallel; see target_runs);
+    ``outputs`` (if given) gets each artifact's outputs on this machine, in the task's output
+    order, for the cross-checks."""
     from .devices.local import LocalDevice
     from .devices.target_runs import device_runs, op_repeats
 
@@ -254,9 +229,26 @@ def validate(artifacts: list[Artifact], profile: TargetProfile, data: Dataset,
                              op_repeats=op_repeats(profile, profile.device.kind == "local"),
                              **(CONTROL if profile.device.kind == "local" else {}))
             host_run = host.run(art.path, data.x_test, req)
+            if outputs is not None:
+                outputs[art.name] = _task_outputs(host_run, data, art)
             results[art.name] = measure(art, profile, data, reference, host_run,
                                         runs.result(art.name))
     return results
+
+
+def _task_outputs(run: RunResult, data: Dataset, art: Artifact) -> np.ndarray:
+    """A run's outputs in the task's output order, one row per sample (several outputs
+    flattened and concatenated), as :func:`flat_outputs` gives a Keras model's."""
+    from .runtimes.outputs import split_outputs
+
+    return flat_outputs(split_outputs(run.outputs, run.extra.get("outputs_layout"),
+                                      [o.name for o in data.task.outputs], str(art.path)))
+
+
+def flat_outputs(outputs: list[np.ndarray]) -> np.ndarray:
+    if len(outputs) == 1:
+        return np.asarray(outputs[0], np.float32)
+    return np.concatenate([np.asarray(o, np.float32).reshape(len(o), -1) for o in outputs], axis=1)
 
 
 def _device_runs(profile: TargetProfile, art: Artifact) -> bool:
@@ -289,7 +281,7 @@ def measure(art: Artifact, profile: TargetProfile, data: Dataset, reference: lis
                                                "shown, never gated")
     if dev_run is not None:
         m["host_agreement"] = _agreement(dev_run, host_sample(host_run, dev_run), art,
-                                         profile.runtime.engine)
+                                         profile.runtime.engine, _classifier(data))
         m["host_agreement"]["samples"] = int(len(dev_run.outputs))
         m.update(emulated_figures(dev_run, profile, art.path))
         if dev_run.arena_bytes is not None:
@@ -311,22 +303,17 @@ def _latency_figure(run: RunResult, **extra) -> dict:
                   samples=[round(s, 6) for s in run.latency_ms], **extra)
 
 
-def _agreement(dev: RunResult, host: RunResult, art: Artifact, engine: str) -> dict:
-    """Top-1 agreement of the device's outputs with this machine's, and their largest difference.
+def _agreement(dev: RunResult, host: RunResult, art: Artifact, engine: str, classifier: bool) -> dict:
+    """The device's outputs against this machine's for the same file, within the tolerance
+    stated for the precision (edgeprune/integrity.py); ``passed`` False fails the file."""
+    from .integrity import device_check
 
-    The same runtime on another CPU gives bit-exact int8 outputs; TFLite Micro's reference
-    kernels round differently from LiteRT's in rare cases (one quantization step).
-    """
-    diff = float(np.max(np.abs(dev.outputs - host.outputs))) if dev.outputs.size else 0.0
-    top1 = float(np.mean(np.argmax(dev.outputs, 1) == np.argmax(host.outputs, 1)))
-    if art.precision != "int8":
-        expected = "within float rounding"
-    elif engine == "tflm":
-        expected = "within one output quantization step (reference kernels vs LiteRT's)"
-    else:
-        expected = "bit-exact"
-    return figure(top1, "fraction", f"{dev.where} vs {host.where}", max_abs_diff=diff,
-                  bit_exact=bool(diff == 0.0), expected=expected)
+    return device_check(dev, host, art, engine, classifier=classifier)
+
+
+def _classifier(data: Dataset) -> bool:
+    """Top-1 agreement means something: one output, a classification."""
+    return len(data.task.outputs) == 1 and data.task.outputs[0].kind == "classification"
 
 
 # ---------------------------------------------------------------- budgets
@@ -383,6 +370,31 @@ def judge_budgets(profile: TargetProfile, deploy: ArtifactRecord, baseline: Arti
 
 # ---------------------------------------------------------------- the flow
 
+@dataclass
+class Outcome:
+    """What one recipe gave: compressed model, files, records, budget verdicts."""
+
+    profile: TargetProfile            # with the recipe that made it
+    compressed: CompressedModel
+    artifacts: list[Artifact]
+    records: list[ArtifactRecord]     # baseline, compressed, then each artifact
+    budgets: list[BudgetVerdict]
+    seconds: dict[str, float]         # "compress", "export" (export, validate, checks)
+    backoff: dict | None = None
+
+    @property
+    def deploy(self) -> ArtifactRecord:
+        return next(r for r in self.records if r.name == self.profile.recipe.deploy)
+
+
+@dataclass
+class Baseline:
+    """The source model's record and outputs on the test split (the reference of every check)."""
+
+    record: ArtifactRecord
+    outputs: list[np.ndarray]
+
+
 @run_scoped  # temporary files in one folder, removed on any exit
 def run_export(opts: ExportOptions) -> ExportResult:
     from .timing import StageClock
@@ -392,35 +404,20 @@ def run_export(opts: ExportOptions) -> ExportResult:
     clock = StageClock()
     with clock.stage("load"):
         profile, source, data = resolve_inputs(opts)
-    recipe = profile.recipe
-    from .compress import compress
-
     with clock.stage("baseline"):
-        baseline_outputs = keras_outputs(source.model, data)
-        baseline = keras_record("baseline.keras", source.model, data, baseline_outputs, None,
-                                {"source": source.origin, "sha256": source.sha256}, baseline_outputs)
-    log(f"baseline {data.task.primary} {baseline.measurements[data.task.primary]['value']:.4f} on "
+        outputs = keras_outputs(source.model, data)
+        base = Baseline(keras_record("baseline.keras", source.model, data, outputs, None,
+                                     {"source": source.origin, "sha256": source.sha256}, outputs), outputs)
+    log(f"baseline {data.task.primary} {base.record.measurements[data.task.primary]['value']:.4f} on "
         f"{len(data.x_test)} test samples")
-    with clock.stage("compress"):
-        compressed = compress(source, recipe, data, log=log)
-        # Nothing changed the weights (a recipe that only quantizes): the baseline's outputs hold.
-        same = compressed.model is source.model or not compressed.steps
-        compressed_rec = keras_record("compressed.keras", compressed.model, data, baseline_outputs,
-                                      "baseline.keras", {"steps": compressed.steps},
-                                      baseline_outputs if same else None)
-        check_numbers(compressed.model, data, recipe, where="the compressed model")
     final = Path(opts.out_dir) / profile.name
     with staged_dir(final) as staging:
-        with clock.stage("export"):
-            artifacts = export_artifacts(compressed, profile, data, source, staging, log)
-        with clock.stage("validate"):
-            measurements = validate(artifacts, profile, data, baseline_outputs, log)
-            _add_sparsity(measurements, artifacts, compressed)
-        records = [baseline, compressed_rec] + [
-            ArtifactRecord(name=a.name, file=a.path.name, format=a.format, precision=a.precision,
-                           encoding=a.encoding, sha256=a.sha256, parent=a.parent, settings=a.settings,
-                           measurements=measurements[a.name]) for a in artifacts]
-        deploy = next(r for r in records if r.name == recipe.deploy)
+        outcome = compress_and_export(profile, source, data, base, staging, log)
+        clock.seconds.update(outcome.seconds)
+        with clock.stage("back-off"):
+            outcome = back_off(outcome, opts, source, data, base, staging, log)
+        profile, recipe, compressed = outcome.profile, outcome.profile.recipe, outcome.compressed
+        artifacts, records, deploy = outcome.artifacts, outcome.records, outcome.deploy
         extra_verdicts = []
         if source.bridge is not None and source.bridge.mapped:
             from .sources.writeback import write_back_keras3
@@ -431,7 +428,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
             records.append(rec)
             extra_verdicts.append(verdict)
         emit_c = profile.emit_c if opts.emit_c is None else opts.emit_c
-        if emit_c:
+        if emit_c and deploy.measurements.get("integrity", {}).get("passed", True):
             c_art = _firmware(profile, opts, artifacts, deploy, staging, log)
             artifacts.append(c_art)
             records.append(ArtifactRecord(name=c_art.name, file=f"firmware/{c_art.path.name}",
@@ -446,16 +443,120 @@ def run_export(opts: ExportOptions) -> ExportResult:
             seed=recipe.seed, recipe=recipe.model_dump(mode="json"),
             compression={"sparsity": compressed.sparsity, "clusters": compressed.clusters,
                          "history": compressed.history, "notes": compressed.notes,
-                         "steps": compressed.steps},
-            artifacts=records, deploy=recipe.deploy,
-            budgets=judge_budgets(profile, deploy, baseline, staging / deploy.file, data.task)
-            + extra_verdicts,
+                         "steps": compressed.steps, "backoff": outcome.backoff},
+            artifacts=records, deploy=recipe.deploy, budgets=outcome.budgets + extra_verdicts,
             advice=_notes(profile) + task_notes(profile, data) + _advice(profile, records))
         (staging / "report.json").write_text(report.to_json())
         (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts), indent=2) + "\n")
     log(clock.summary())
     return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started,
                         stages=dict(clock.seconds))
+
+
+def compress_and_export(profile: TargetProfile, source: SourceModel, data: Dataset, base: Baseline,
+                        staging: Path, log, names: list[str] | None = None) -> Outcome:
+    """One recipe, start to verdict: compress, then :func:`export_and_check`."""
+    from .compress import compress
+
+    t0 = time.perf_counter()
+    compressed = compress(source, profile.recipe, data, log=log)
+    check_numbers(compressed.model, data, profile.recipe, where="the compressed model")
+    seconds = time.perf_counter() - t0
+    outcome = export_and_check(profile, compressed, source, data, base, staging, log, names)
+    outcome.seconds["compress"] = seconds
+    return outcome
+
+
+def export_and_check(profile: TargetProfile, compressed: CompressedModel, source: SourceModel,
+                     data: Dataset, base: Baseline, staging: Path, log,
+                     names: list[str] | None = None) -> Outcome:
+    """Export (``names``: only these artifacts), validate, cross-check every file against
+    its parent and its sibling (edgeprune/integrity.py, siblings.py), judge the budgets."""
+    from .integrity import cross_check, integrity_verdicts
+    from .siblings import sibling_gaps, sibling_tolerance
+
+    t0 = time.perf_counter()
+    # Nothing changed the weights (a recipe that only quantizes): the baseline's outputs hold.
+    same = compressed.model is source.model or not compressed.steps
+    keras_out = base.outputs if same else keras_outputs(compressed.model, data)
+    compressed_rec = keras_record("compressed.keras", compressed.model, data, base.outputs,
+                                  "baseline.keras", {"steps": compressed.steps}, keras_out)
+    artifacts = export_artifacts(compressed, profile, data, source, staging, log, names)
+    outputs: dict[str, np.ndarray] = {}
+    measurements = validate(artifacts, profile, data, base.outputs, log, outputs)
+    _add_sparsity(measurements, artifacts, compressed)
+    parents = {"compressed.keras": flat_outputs(keras_out)}
+    if compressed.qat_model is not None:
+        parents["qat"] = flat_outputs(keras_outputs(compressed.qat_model, data))
+    artifacts = cross_check(artifacts, measurements, outputs, parents, staging, log,
+                            classifier=_classifier(data))
+    records = [base.record, compressed_rec] + [
+        ArtifactRecord(name=a.name, file=str(a.path.relative_to(staging)), format=a.format,
+                       precision=a.precision, encoding=a.encoding, sha256=a.sha256, parent=a.parent,
+                       settings=a.settings, measurements=measurements[a.name]) for a in artifacts]
+    tolerance = sibling_tolerance(profile, data.task)
+    if tolerance is not None:
+        gaps = sibling_gaps(records, {a.name: a.path for a in artifacts}, data.x_test, data.y_test,
+                            *tolerance)
+        for name, fig in gaps.items():
+            measurements[name]["sibling_gap"] = fig      # flagged ones are shown in the table
+    deploy = next(r for r in records if r.name == profile.recipe.deploy)
+    budgets = judge_budgets(profile, deploy, base.record, staging / deploy.file, data.task) + \
+        integrity_verdicts(deploy.name, deploy.measurements)
+    return Outcome(profile, compressed, artifacts, records, budgets,
+                   {"compress": 0.0, "export and validate": time.perf_counter() - t0})
+
+
+def back_off(outcome: Outcome, opts: ExportOptions, source: SourceModel, data: Dataset,
+             base: Baseline, staging: Path, log) -> Outcome:
+    """When the deployed artifact misses its quality budget (max_accuracy_drop or
+    max_metric_drop), try gentler recipes within recipe.backoff's time budget
+    (edgeprune/search/) and return the best outcome; every attempt, or why none was
+    made, is in ``outcome.backoff``."""
+    import shutil
+    import tempfile
+
+    from .search.backoff import Trial, back_off as ladder, declined, misses_quality, time_budget
+    from .search.space import Candidate, backoff_ladder
+
+    recipe = outcome.profile.recipe
+    higher = data.task.direction(data.task.primary) == "higher"
+    first = Trial(Candidate("as exported", recipe), outcome.budgets, _metric(outcome, data),
+                  sum(outcome.seconds.values()), higher_is_better=higher)
+    why = "the quality budget is met or not set" if not misses_quality(first) else declined(
+        recipe, recipe_given=opts.recipe is not None or opts.finetune_epochs is not None,
+        flag=opts.backoff)
+    if why is not None:
+        outcome.backoff = {"ran": False, "why": why, "would_try": [c.label for c in backoff_ladder(recipe)]
+                           if misses_quality(first) else []}
+        return outcome
+    budget_s, budget, estimate = time_budget(recipe.backoff, outcome.seconds, len(outcome.artifacts))
+
+    def evaluate(cand: Candidate) -> Trial:
+        profile = _with_recipe(outcome.profile, cand.recipe, f"back-off {cand.label!r}")
+        with tempfile.TemporaryDirectory(dir=staging) as trial_dir:
+            trial = compress_and_export(profile, source, data, base, Path(trial_dir), log,
+                                        names=[cand.recipe.deploy])
+        return Trial(cand, trial.budgets, _metric(trial, data), payload=trial.compressed,
+                     higher_is_better=higher)
+
+    log(f"{recipe.deploy} misses its quality budget: backing off within {budget_s:.0f} s ({budget})")
+    result = ladder(first, backoff_ladder(recipe), evaluate, budget_s=budget_s, budget=budget,
+                    estimate=estimate, log=log)
+    if result.chosen is not first:
+        log(f"back-off chose {result.chosen.candidate.label!r}: exporting every artifact with it")
+        for entry in list(staging.iterdir()):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        profile = _with_recipe(outcome.profile, result.chosen.candidate.recipe, "back-off")
+        outcome = export_and_check(profile, result.chosen.payload, source, data, base, staging, log)
+    outcome.backoff = result.to_report()
+    return outcome
+
+
+def _metric(outcome: Outcome, data: Dataset) -> float | None:
+    """The deployed artifact's primary task metric."""
+    fig = outcome.deploy.measurements.get(data.task.primary)
+    return None if fig is None else float(fig["value"])
 
 
 def _add_sparsity(measurements: dict[str, dict], artifacts: list[Artifact],
@@ -494,7 +595,9 @@ def _advice(profile: TargetProfile, records: list[ArtifactRecord]) -> list[str]:
     from .compress.advice import advise
 
     return advise(profile.recipe, profile,
-                  {r.name: {**r.measurements, "encoding": r.encoding} for r in records})
+                  {r.name: {**r.measurements, "encoding": r.encoding,
+                            "encoding_reason": r.settings.get("encoding_reason"),
+                            "runtime_probe": r.settings.get("runtime_probe")} for r in records})
 
 
 def _notes(profile: TargetProfile) -> list[str]:

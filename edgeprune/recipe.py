@@ -50,6 +50,13 @@ class PruneSpec(BaseModel):
     frequency: int = Field(10, ge=1, le=1_000_000)
     importance: Literal["l1", "l2"] = "l1"
     per_layer: dict[str, float] = Field(default_factory=dict)
+    # The floor: no layer keeps fewer than 1 - max_layer_sparsity of its weights when the
+    # global ranking decides (the rest is spread over the other layers); a layer past it
+    # for any other reason (per_layer, per-layer scope) is named in a warning.
+    max_layer_sparsity: float = Field(0.9, gt=0.0, lt=1.0)
+    # The first and the last prunable layers (the stem and the classifier) are pruned to
+    # at most this unless named in per_layer; None prunes them like any other layer.
+    stem_and_classifier_max_sparsity: float | None = Field(0.5, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> "PruneSpec":
@@ -64,6 +71,40 @@ class PruneSpec(BaseModel):
         for layer, ratio in self.per_layer.items():
             if not 0.0 <= ratio < 1.0:
                 raise ValueError(f"per_layer.{layer} must be in [0, 1), got {ratio}")
+        return self
+
+
+class OnnxQuantSpec(BaseModel):
+    """onnxruntime's static int8 (QDQ) quantization of the ONNX file.
+
+    ``reduce_range`` keeps weights in 7 bits: onnxruntime's int8 kernels on x86 CPUs
+    without AVX-VNNI add pairs of 8-bit products in 16 bits, which saturate with
+    full-range weights, so a file quantized with 8-bit weights computes wrong values
+    there (and right ones on Arm or with VNNI). 7 bits are exact on every CPU.
+    """
+
+    model_config = _STRICT
+    per_channel: bool = True
+    reduce_range: bool = True
+    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+
+
+class BackoffSpec(BaseModel):
+    """What the export tries when the deployed artifact misses ``max_accuracy_drop``
+    (see edgeprune/search/backoff.py): longer fine-tuning, lower sparsity, no pruning,
+    in that order, within a budget of extra time."""
+
+    model_config = _STRICT
+    finetune_factor: float = Field(2.0, ge=1.0, le=10.0)
+    sparsity_factors: tuple[float, ...] = (0.67, 0.33)   # x final_sparsity: 0.75 -> 0.5, 0.25
+    try_dense: bool = True
+    max_extra_factor: float = Field(3.0, gt=0.0)        # x the first export's time
+    max_extra_seconds: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _factors(self) -> "BackoffSpec":
+        if any(not 0.0 < f < 1.0 for f in self.sparsity_factors):
+            raise ValueError("sparsity_factors must each be in (0, 1)")
         return self
 
 
@@ -113,6 +154,8 @@ class Recipe(BaseModel):
     deploy: str = "int8.tflite"
     tflite_sparse_encoding: Literal["auto", "always", "never"] = "auto"
     representative_samples: int = Field(200, ge=1, le=1_000_000)
+    onnx_quant: OnnxQuantSpec = Field(default_factory=OnnxQuantSpec)
+    backoff: BackoffSpec | None = Field(default_factory=BackoffSpec)
     task: TaskSpec = Field(default_factory=TaskSpec)
     data: DataSpec = Field(default_factory=DataSpec)
 

@@ -38,9 +38,11 @@ def file_digest(path: Path) -> str:
 def load_model_file(path: str | Path) -> SourceModel:
     path = Path(path)
     if not path.exists():
+        from .reference import available
+
         raise InputError("no model file or directory here", where=str(path),
-                         fix="pass a .keras or .h5 file, a SavedModel directory, "
-                             "or a reference model name (see `edgeprune models`)")
+                         fix="pass a .keras or .h5 file, a SavedModel directory, or the name of a "
+                             f"reference model in models/: {', '.join(available()) or '(none)'}")
     if path.is_dir():
         _check_savedmodel_files(path)
         scan_savedmodel(path)

@@ -62,6 +62,20 @@ def build_tiny_cnn(keras, seed: int = 0):
     ])
 
 
+def build_conv_dense(keras, hidden: tuple[int, ...] = (64,), seed: int = 0):
+    """conv (8 filters, 3x3) -> flatten -> hidden Dense layers (``fc``, or ``fc1``, ``fc2``...)
+    -> ``logits`` (10), untrained: the smallest model with a stem, a middle and a classifier."""
+    keras_env.set_seed(seed)
+    names = ["fc"] if len(hidden) == 1 else [f"fc{i}" for i in range(1, len(hidden) + 1)]
+    return keras.Sequential([
+        keras.Input(shape=(8, 8, 1)),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
+        keras.layers.Flatten(name="flatten"),
+        *[keras.layers.Dense(units, activation="relu", name=name) for units, name in zip(hidden, names)],
+        keras.layers.Dense(10, name="logits"),
+    ])
+
+
 @pytest.fixture(scope="session")
 def make_tiny_cnn(keras):
     """A factory for untrained tiny CNNs: make_tiny_cnn(seed=0)."""

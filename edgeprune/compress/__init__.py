@@ -73,7 +73,10 @@ def compress(source: SourceModel, recipe: Recipe, data: Dataset, log=lambda msg:
     elif recipe.prune is not None:
         log(f"pruning: {recipe.prune.structure}, final sparsity {recipe.prune.final_sparsity:.2f}, "
             f"{recipe.finetune.epochs} fine-tuning epochs")
+        before = len(notes)
         model, hist = prune(model, recipe.prune, recipe.finetune, data, notes)
+        for note in notes[before:]:
+            log(note)
         history.update(hist)
         steps.append(f"prune({recipe.prune.structure})")
     if recipe.cluster is not None:

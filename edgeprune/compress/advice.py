@@ -1,25 +1,25 @@
-"""Advice on compression that cannot pay on the chosen target, quoting the measured numbers.
+"""Advice on compression that cannot pay on the chosen target, from what was measured.
 
 Zeros only save time where a kernel skips them, and repeated values only save bytes
-where the bytes are compressed. :func:`advise` checks the recipe against what the
-target's runtime does with them and says so when a technique cannot speed up (or
-shrink) the deployed model there:
+where the bytes are compressed. :func:`advise` says what this run's files did:
 
-- unstructured / block / 2:4 sparsity on TFLite Micro: its kernels are dense, and the
-  flash holds the dense array;
-- the same on LiteRT with XNNPACK on x86: XNNPACK's sparse kernels cover only float
-  models (sparse 1x1 convolutions in NCHW-able graphs), and not x86 at all;
-- int8 weights in the TFLite sparse encoding with XNNPACK: no sparse int8 kernels; the
-  delegate rejects them unless the blocks are tfmot's (16, 1), and then densifies;
-- sparsity on onnxruntime's CPU execution provider: dense Conv/MatMul kernels;
+- sparsity with LiteRT: from the deployed file's runtime probe (``runtime_probe``, made
+  while choosing its encoding on this machine with the target's delegate): whether the
+  sparse encoding loaded, which ops the delegate took and which read sparse weights, and
+  both encodings' measured invoke times. Nothing is said from a general rule about
+  delegates, because the rule is per op and per file (the same int8 sparse encoding
+  loads for one model and is rejected for another);
+- sparsity on TFLite Micro (no sparse tensors: the file is always dense, and the flash
+  holds the dense array) and on onnxruntime (the .onnx holds dense initializers);
 - clustering where the model is not stored or shipped compressed: the file keeps one
   value per weight, so only the gzip size shrinks.
 
 ``measurements`` maps an artifact name (``"int8.tflite"``, ``"float32.tflite"``,
 ``"baseline.keras"``...) to its figures, as in report.json (``{"size_bytes": {"value":
-..}, "gzip_bytes": .., "latency_ms": ..}``) or as plain numbers; an optional
-``"encoding"`` entry ("dense" | "sparse") says how its weights are stored. A missing
-figure is left out of the message, never invented.
+..}, "gzip_bytes": .., "latency_ms": ..}``) or as plain numbers; optional entries:
+``"encoding"`` ("dense" | "sparse"), ``"encoding_reason"`` and ``"runtime_probe"``
+(encoding -> :meth:`edgeprune.runtimes.probe.Probe.summary`). A missing figure is left
+out of the message, never invented.
 """
 
 from __future__ import annotations
@@ -75,8 +75,6 @@ def advise(recipe: Recipe, target_profile, measurements: Measurements) -> list[s
     deploy = recipe.deploy
     precision = deploy.split(".")[0]
     engine = target_profile.runtime.engine
-    delegate = target_profile.runtime.delegate
-    arch = target_profile.arch
     name = target_profile.name
     sparsity = _sparsity_kind(recipe)
     dense_twin = f"{precision}.{deploy.split('.')[1]}"
@@ -84,34 +82,17 @@ def advise(recipe: Recipe, target_profile, measurements: Measurements) -> list[s
 
     if sparsity and engine == "tflm":
         out.append(
-            f"{sparsity} cannot speed up {name}: TFLite Micro's kernels are dense and skip no "
-            f"zeros, and the flash holds the dense array ({evidence}). The zeros only help if the "
+            f"{sparsity} cannot speed up {name}: TFLite Micro has no sparse tensors, so the file "
+            f"is dense and the flash holds every zero ({evidence}). The zeros only help if the "
             "firmware stores the model compressed. To cut compute and flash, remove channels "
             '(prune.structure = "channel") or shrink the model.')
-    elif sparsity and engine == "litert" and delegate == "xnnpack" and arch == "x86_64":
-        out.append(
-            f"{sparsity} cannot speed up {name} (XNNPACK on x86_64): XNNPACK's sparse kernels run "
-            "only float models with sparse 1x1 convolutions, on ARM, never on x86 with AVX; the "
-            f"{precision} kernels used here are dense ({evidence}). Only the gzip size shrinks; "
-            'for speed use prune.structure = "channel".')
-    elif sparsity and engine == "litert" and delegate == "xnnpack" and precision == "int8":
-        out.append(
-            f"{sparsity} cannot speed up the int8 model on {name}: XNNPACK has no sparse int8 "
-            "kernels; int8 weights in the TFLite sparse encoding are rejected unless tfmot's "
-            "block sparsity is (16, 1), and then densified at load time "
-            f"({evidence}). The saving is in file size only; for speed use "
-            'prune.structure = "channel", or deploy float32 on ARM with sparse 1x1 convolutions.')
+    elif sparsity and engine == "litert":
+        out.extend(_litert_sparsity(sparsity, deploy, target_profile, measurements))
     elif sparsity and engine == "onnxruntime":
         out.append(
-            f"{sparsity} cannot speed up {name}: onnxruntime's CPU Conv and MatMul kernels are "
-            f"dense ({_quotes(measurements, deploy, 'float32.onnx', 'baseline.keras')}). Only the "
-            'gzip size shrinks; for speed use prune.structure = "channel".')
-
-    encoding = measurements.get(deploy, {}).get("encoding")
-    if encoding == "sparse" and engine == "litert" and delegate == "xnnpack":
-        out.append(
-            f"{deploy} is stored in the TFLite sparse encoding, which XNNPACK densifies when the "
-            f"model loads: it saves file bytes, not RAM or time ({_quote(measurements, deploy)}).")
+            f"{sparsity} cannot shrink {deploy} on {name}: the .onnx stores every zero as a "
+            f"dense initializer ({_quotes(measurements, deploy, 'float32.onnx', 'baseline.keras')}). "
+            'Only the gzip size shrinks; to cut compute use prune.structure = "channel".')
 
     if recipe.cluster is not None:
         size = _value(measurements, dense_twin, "size_bytes")
@@ -125,3 +106,36 @@ def advise(recipe: Recipe, target_profile, measurements: Measurements) -> list[s
             f"{ratio}: {_quote(measurements, dense_twin)}. It pays only where the model is "
             "stored or shipped compressed (an OTA update, a compressed flash image).")
     return out
+
+
+def _litert_sparsity(sparsity: str, deploy: str, target_profile, measurements: Measurements) -> list[str]:
+    """What the deployed .tflite's two encodings did on this machine, as measured."""
+    entry = measurements.get(deploy, {})
+    runs = entry.get("runtime_probe") or {}
+    delegate = target_profile.runtime.delegate
+    encoding = entry.get("encoding", "dense")
+    dense, sparse = runs.get("dense"), runs.get("sparse")
+    if sparse is None:
+        reason = entry.get("encoding_reason") or "dense"
+        return [f"{sparsity}: {deploy} stores its zeros (dense encoding: {reason}), so only its "
+                f"gzip size shrinks ({_quote(measurements, deploy)}). For less compute, remove "
+                'channels (prune.structure = "channel").']
+    where = f"measured on this machine with LiteRT, delegate {delegate!r}"
+    sparse_ops = ", ".join(sparse.get("sparse_weight_ops") or []) or "none"
+    if not sparse.get("ran"):
+        at = f" at {sparse['failing_op']}" if sparse.get("failing_op") else ""
+        return [f"{deploy}: its sparse encoding (sparse weights in {sparse_ops}) failed{at} ({where}: "
+                f"{(sparse.get('error') or '').splitlines()[0][:160]}), so the dense file is deployed "
+                f"and only its gzip size shrinks ({_quote(measurements, deploy)}). Other ops or "
+                "another block structure may load; this file did not."]
+    took = f"the delegate took {sparse['ops_delegated']} of {sparse['ops_total']} ops"
+    times, pays = "", "it saves file bytes; its time was not measured"
+    if sparse.get("latency_ms") is not None and dense and dense.get("latency_ms") is not None:
+        ls, ld = sparse["latency_ms"], dense["latency_ms"]
+        faster = ls < ld * 0.95
+        times = (f"; sparse {ls:.4f} ms vs dense {ld:.4f} ms median per invoke: "
+                 + ("faster" if faster else "slower" if ls > ld * 1.05 else "no faster"))
+        pays = "it saves file bytes and time here" if faster else "it saves file bytes, not time"
+    return [f"{deploy} in the sparse encoding ({where}): it loads, {took} (sparse weights in "
+            f"{sparse_ops}){times}; {pays}. Deployed: the {encoding} file "
+            f"({_quote(measurements, deploy)})."]

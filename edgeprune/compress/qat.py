@@ -173,10 +173,11 @@ def export_qat_int8(qat_model, representative: np.ndarray, int8_io: bool,
     The converter uses the fake-quant ranges learned in QAT; ``representative`` only
     serves ops without them and the load check.
     """
-    from ..export.tflite import to_tflite
+    from ..export.tflite import sparsify, to_tflite
 
     data = to_tflite(qat_model, "int8", representative=representative, int8_io=int8_io,
-                     sparse=sparse, quantization_aware=True)
+                     quantization_aware=True)
+    data = sparsify(data) if sparse else data
     check_loads(data, representative[:1])
     return data
 
@@ -198,5 +199,5 @@ def check_loads(tflite: bytes, sample: np.ndarray) -> None:
     except (RuntimeError, ValueError) as exc:
         raise UnsupportedError(f"the QAT int8 model does not run in LiteRT: {exc}",
                                where="export.tflite (int8, QAT)",
-                               fix="set recipe.tflite_sparse_encoding = \"never\", or use block "
-                                   "sparsity [16, 1] for int8 with XNNPACK") from None
+                               fix="set recipe.tflite_sparse_encoding = \"auto\" (the sparse encoding "
+                                   "only where it runs) or \"never\"") from None

@@ -107,7 +107,7 @@ def build_harness(folder: Path, tflite: Path, inputs_q: np.ndarray, arena_bytes:
     missing = [m for m in MARKERS if m not in symbols]
     if missing:
         raise DeviceError(f"the linked harness lacks the marker functions {missing}", where=str(elf),
-                          fix="report this: the markers must survive --gc-sections")
+                          fix="report this as a bug: the linker's section garbage collection dropped the markers")
     markers = {m: symbols[m][0] & ~1 for m in MARKERS}
     return Harness(elf=elf, folder=folder, markers=markers,
                    sizes=_sizes(elf, symbols, arena), arena_bytes=arena, samples=samples,

@@ -61,8 +61,10 @@ def render(report: dict) -> str:
                          f"minimum arena {m['arena_bytes']['value']:,} bytes")
         if "host_agreement" in m:
             fig = m["host_agreement"]
+            ok = "" if fig.get("passed", True) else f" FLAG: {fig.get('reason', 'outside the tolerance')}"
             extra.append(f"{art['name']}: top-1 agreement with this machine {fig['value']:.4f}, "
-                         f"max |diff| {fig['max_abs_diff']:.3g} (expected {fig['expected']})")
+                         f"max |diff| {fig['max_abs_diff']:.3g} (expected {fig['expected']}){ok}")
+        extra.extend(_integrity_lines(art))
         if "host_latency_ms" in m:
             extra.append(f"{art['name']}: latency measured on this machine, not the target "
                          f"({m['host_latency_ms']['by']}; shown, never gated)")
@@ -100,11 +102,57 @@ def render(report: dict) -> str:
         verdict = b["verdict"].upper() + (f" ({b['note']})" if b.get("note") else "")
         budget_rows.append((b["name"], b["artifact"], f"{b['limit']:.6g}", value, verdict))
     lines.extend(_columns(budget_rows) if report["budgets"] else ["no budgets in this target"])
+    lines.extend(_backoff_lines((report.get("compression") or {}).get("backoff")))
     for line in report.get("advice", []):
         lines.append(f"advice: {line}")
     lines.append(f"verdict: {report['verdict'].upper()} (target {report['target']['name']}, "
                  f"deploy {report['deploy']})")
     return "\n".join(lines)
+
+
+def _integrity_lines(art: dict) -> list[str]:
+    """The cross-checks of one file: a short line when they pass, a flag when not."""
+    m = art["measurements"]
+    out = []
+    fig = m.get("integrity")
+    if fig is not None:
+        parts = []
+        for check in fig["checks"]:
+            if check["against"].startswith("this machine"):
+                continue  # shown with the device's agreement line
+            shown = "bit-exact" if check.get("max_abs_diff") == 0 else f"nrmse {check.get('nrmse', 0):.2g}"
+            if "top1_agreement" in check:
+                shown += f", top-1 {check['top1_agreement']:.4f}"
+            parts.append(f"vs {check['against']} {shown} on {check.get('samples', '?')} test samples"
+                         + ("" if check["passed"] else " FAILED"))
+        if fig["passed"] and parts:
+            out.append(f"{art['name']}: outputs agree: " + "; ".join(parts))
+        else:
+            out.append(f"flag: {art['name']} is not deployed (moved to rejected/): "
+                       + art.get("settings", {}).get("rejected", "; ".join(parts)))
+    gap = m.get("sibling_gap")
+    if gap is not None and gap.get("flagged"):
+        out.append(f"flag: {art['name']} scores {gap['value']:.4f} below {gap['against']} (tolerance "
+                   f"{gap['tolerance']:.4f}); likely cause: {gap['likely_cause']}")
+    return out
+
+
+def _backoff_lines(backoff: dict | None) -> list[str]:
+    if not backoff:
+        return []
+    if not backoff.get("ran"):
+        if backoff.get("would_try"):
+            return [f"back-off: not run: {backoff['why']}; would try: {', '.join(backoff['would_try'])}"]
+        return []
+    out = [f"back-off: budget {backoff['budget_s']:.0f} s ({backoff['budget']}); {backoff['stopped']}; "
+           f"deployed: {backoff['chosen']}"]
+    for n, attempt in enumerate(backoff["attempts"]):
+        metric = f", accuracy {attempt['metric']:.4f}" if attempt.get("metric") is not None else ""
+        changes = f" ({'; '.join(attempt['changes'])})" if attempt["changes"] else ""
+        note = f": {attempt['note']}" if attempt.get("note") else ""
+        out.append(f"  attempt {n}: {attempt['label']}{changes}: {attempt['state']}{metric}, "
+                   f"{attempt['seconds']:.0f} s{note}")
+    return out
 
 
 def _columns(rows) -> list[str]:

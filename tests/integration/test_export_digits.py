@@ -55,7 +55,13 @@ def test_export_figures_say_how_they_were_measured(exported):
     assert int8["latency_ms"]["n"] >= 100 and int8["latency_ms"]["p90"] >= int8["latency_ms"]["value"]
     base = report["artifacts"][0]["measurements"]["accuracy"]["value"]
     assert base > 0.9 and int8["accuracy"]["value"] > base - 0.05
-    assert report["compression"]["sparsity"] and min(report["compression"]["sparsity"].values()) > 0.5
+    sparsity = report["compression"]["sparsity"]
+    assert sparsity["conv2/kernel"] > 0.65 and sparsity["fc1/kernel"] > 0.65
+    # the stem and the classifier are pruned with care (prune.stem_and_classifier_max_sparsity)
+    assert 0.45 < sparsity["conv1/kernel"] <= 0.5 and 0.45 < sparsity["logits/kernel"] <= 0.5
+    integrity = {a["name"]: a["measurements"]["integrity"] for a in report["artifacts"][2:]}
+    assert all(fig["passed"] and fig["checks"] for fig in integrity.values()), integrity
+    assert integrity["int8.onnx"]["checks"][0]["against"] == "float32.onnx"
 
 
 def test_export_artifacts_load_and_agree_with_report(exported):

@@ -1,4 +1,4 @@
-"""advise(): say when a technique cannot pay on the target, quoting measured numbers."""
+"""advise(): say what this run's files did on the target's runtime, quoting measured numbers."""
 
 from __future__ import annotations
 
@@ -20,25 +20,57 @@ def _target(engine="litert", arch="x86_64", delegate="xnnpack"):
                          runtime=RuntimeSpec(engine=engine, delegate=delegate), device=device)
 
 
-def test_advise_quotes_size_and_latency_when_unstructured_sparsity_on_xnnpack_x86():
-    out = advise(Recipe(), _target(), MEASURED)
+def _probe(ran=True, latency=0.08, error=None, failing_op=None, sparse_ops=("FULLY_CONNECTED (fc)",)):
+    return {"loaded": ran, "ran": ran, "error": error, "failing_op": failing_op, "delegate": "xnnpack",
+            "ops_delegated": 5 if ran else 0, "ops_total": 7 if ran else 0, "latency_ms": latency,
+            "sparse_weight_ops": list(sparse_ops)}
+
+
+def _with(runs, encoding, reason="x"):
+    return {**MEASURED, "int8.tflite": {**MEASURED["int8.tflite"], "encoding": encoding,
+                                        "encoding_reason": reason, "runtime_probe": runs}}
+
+
+def test_advise_says_zeros_are_stored_when_the_dense_file_was_kept_unprobed():
+    measured = _with({"dense": _probe(sparse_ops=())}, "dense", "sparse encoding not smaller")
+    out = advise(Recipe(), _target(), measured)
     assert len(out) == 1
-    assert "unstructured 75% sparsity cannot speed up t (XNNPACK on x86_64)" in out[0]
+    assert out[0].startswith("unstructured 75% sparsity: int8.tflite stores its zeros "
+                             "(dense encoding: sparse encoding not smaller)")
     assert "13,680 B raw, 4,321 B gzip, 0.082 ms median" in out[0]
-    assert "float32.tflite: 40,000 B raw, 15,000 B gzip, 0.090 ms median" in out[0]
 
 
-def test_advise_says_tflm_kernels_are_dense_when_block_sparsity_on_a_microcontroller():
+def test_advise_names_the_failing_op_when_the_sparse_encoding_did_not_load():
+    runs = {"dense": _probe(sparse_ops=()),
+            "sparse": _probe(ran=False, error="failed to delegate FULLY_CONNECTED node #5",
+                             failing_op="FULLY_CONNECTED (op 5, layer fc)")}
+    out = advise(Recipe(), _target(arch="aarch64"), _with(runs, "dense"))
+    assert len(out) == 1
+    assert "failed at FULLY_CONNECTED (op 5, layer fc)" in out[0]
+    assert "so the dense file is deployed" in out[0]
+
+
+def test_advise_quotes_both_encodings_times_when_the_sparse_file_loaded():
+    runs = {"dense": _probe(sparse_ops=(), latency=0.0800), "sparse": _probe(latency=0.0810)}
+    out = advise(Recipe(), _target(), _with(runs, "sparse"))
+    assert len(out) == 1
+    assert "it loads, the delegate took 5 of 7 ops (sparse weights in FULLY_CONNECTED (fc))" in out[0]
+    assert "sparse 0.0810 ms vs dense 0.0800 ms median per invoke: no faster" in out[0]
+    assert "it saves file bytes, not time" in out[0]
+
+
+def test_advise_never_states_a_rule_the_loaded_sparse_int8_file_contradicts():
+    # An int8 file with unstructured sparsity that loaded under XNNPACK: no sentence may say
+    # such files are rejected (the general rule the measurement contradicts).
+    runs = {"dense": _probe(sparse_ops=()), "sparse": _probe()}
+    text = " ".join(advise(Recipe(), _target(arch="aarch64"), _with(runs, "sparse")))
+    assert "reject" not in text and "16" not in text and "it loads" in text
+
+
+def test_advise_says_tflm_has_no_sparse_tensors_when_block_sparsity_on_a_microcontroller():
     recipe = Recipe(prune=PruneSpec(structure="block", block_size=(16, 1)))
     out = advise(recipe, _target(engine="tflm", arch="cortex-m"), MEASURED)
-    assert "block 16x1 sparsity cannot speed up t: TFLite Micro" in out[0]
-
-
-def test_advise_flags_int8_sparse_encoding_with_xnnpack_on_arm():
-    measured = {"int8.tflite": {**MEASURED["int8.tflite"], "encoding": "sparse"}}
-    out = advise(Recipe(), _target(arch="aarch64"), measured)
-    assert any("no sparse int8 kernels" in line for line in out)
-    assert any("densifies when the model loads" in line for line in out)
+    assert "block 16x1 sparsity cannot speed up t: TFLite Micro has no sparse tensors" in out[0]
 
 
 def test_advise_says_clustering_pays_only_compressed_and_quotes_the_gzip_ratio():

@@ -71,10 +71,10 @@ def test_tflite_sparsity_counts_values_that_int8_quantization_zeroes(sparse_mode
 
 
 def test_tflite_sparsity_reads_the_sparse_encoding(sparse_model, tmp_path):
-    from edgeprune.export.tflite import to_tflite
+    from edgeprune.export.tflite import sparsify, to_tflite
 
     path = tmp_path / "sparse.tflite"
-    path.write_bytes(to_tflite(sparse_model, "float32", sparse=True))
+    path.write_bytes(sparsify(to_tflite(sparse_model, "float32")))
     assert tflite_sparsity(path, LAYERS) == pytest.approx(keras_layer_sparsity(sparse_model),
                                                           abs=1e-9)
 
