@@ -199,7 +199,7 @@ def fallback_detection(root: Path, trials: int) -> None:
     from edgeprune.check.models import Control
     from edgeprune.devices.base import RunRequest
     from edgeprune.devices.local import LocalDevice
-    from edgeprune.pipeline import CONTROL, HOST_REQUEST
+    from edgeprune.measure.artifacts import CONTROL, HOST_REQUEST
 
     width = 256
     x = np.random.default_rng(0).random((2, width), dtype=np.float32)

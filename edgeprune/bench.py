@@ -61,7 +61,7 @@ def bench_artifact(artifact: str | Path, target: str, *, repeats: int | None = N
         raise ConfigError(f"target {profile.name!r} runs {engine}, which cannot run a .{fmt} file",
                           where="--target", fix="pick a target whose runtime runs this format")
     x = np.random.default_rng(0).random((SAMPLES, *input_shape_of(path)), dtype=np.float32)
-    from .pipeline import DEVICE_REQUESTS
+    from .measure.artifacts import DEVICE_REQUESTS
 
     settings = dict(DEVICE_REQUESTS.get(profile.device.kind, DEVICE_REQUESTS["local"]))
     if repeats is not None:

@@ -105,7 +105,7 @@ class Remeasure:
 
 
 def _device(target: Target, fmt: str):
-    """The device and engine that timed ``latency_ms`` at export (see pipeline.measure)."""
+    """The device and engine that timed ``latency_ms`` at export (see measure/artifacts.py)."""
     device = target.device if isinstance(target.device, dict) else {}
     kind = target.device_kind or device.get("kind") or "local"
     if kind == "ssh":

@@ -61,7 +61,7 @@ class DeviceRuns:
 @contextmanager
 def device_runs(device, profile, artifacts, x: np.ndarray, log) -> Iterator[DeviceRuns]:
     """``artifacts``: those that run on ``device``; yields their runs (see :class:`DeviceRuns`)."""
-    from ..pipeline import DEVICE_REQUESTS
+    from ..measure.artifacts import DEVICE_REQUESTS
 
     inputs = device_inputs(profile, x)
     jobs = {art.name: (art.path, inputs, RunRequest(

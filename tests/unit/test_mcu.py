@@ -169,7 +169,7 @@ def test_cortex_m_targets_name_an_emulated_core_with_a_clock():
 
 
 def test_max_latency_on_a_microcontroller_is_judged_on_the_estimate():
-    from edgeprune.pipeline import judge_budgets
+    from edgeprune.budgets import judge_budgets
     from edgeprune.report.schema import ArtifactRecord, figure
     from edgeprune.tasks import OutputTask, Task
 

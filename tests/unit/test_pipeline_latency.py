@@ -11,7 +11,8 @@ import pytest
 from tflite_chain import fc_chain
 
 from edgeprune.devices.base import RunResult
-from edgeprune.pipeline import judge_budgets, measure
+from edgeprune.budgets import judge_budgets
+from edgeprune.measure.artifacts import measure
 from edgeprune.report.schema import ArtifactRecord
 from edgeprune.targets import load_target
 from edgeprune.tasks import OutputTask, Task
