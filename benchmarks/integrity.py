@@ -3,17 +3,15 @@
 
 On the five model kinds of benchmarks/zoo.py (trained here, cached in --work):
 
-- classifiers (resnet8, dscnn, vww, mbv2): `edgeprune export MODEL --data DATA --target host`
+- every kind (resnet8, dscnn, vww, ad, mbv2): `edgeprune export MODEL --data DATA --target host`
   with the default recipe, once with --no-backoff ("before") and once as a user runs it
-  ("after": the accuracy back-off on); the exit code and the deployed file's accuracy of
-  each; per artifact of the "before" run, its encoding, its agreement with its parent
-  (nrmse, top-1), sparse vs dense (max |diff| of the two encodings on 256 test samples),
-  and each ONNX file's accuracy next to its TFLite sibling's;
-- the autoencoder (ad): `edgeprune export` takes classifiers only today, so its files are
-  made by the pipeline's export stage from the trained model pruned to 75% by magnitude
-  (no fine-tuning) and compared directly: each file's outputs against the Keras model's
-  (nrmse), sparse vs dense, ONNX vs TFLite, and the reconstruction error (MSE) of each file;
-  no accuracy and no back-off;
+  ("after": the quality back-off on); the exit code and the deployed file's task metric
+  of each; per artifact of the "before" run, its encoding, its agreement with its parent
+  (nrmse, top-1 for classifiers), sparse vs dense (max |diff| of the two encodings on 256
+  test samples), and each ONNX file's metric next to its TFLite sibling's;
+- the autoencoder (ad) the same way: its float targets make it a regression task, whose
+  metric is the reconstruction error (MSE, lower is better) and whose quality budget is
+  max_metric_drop;
 - every kind: the float32 and int8 .onnx exported in two processes (string hashing seeded
   1 and 2), compared byte for byte;
 - with --board rpi4: the deployed int8.tflite's outputs on an emulated Cortex-A72 (qemu)
@@ -107,19 +105,24 @@ def onnx_two_processes(folder: Path) -> dict[str, str]:
     return out
 
 
+def _metric(measurements: dict) -> float:
+    """The task's primary metric: accuracy for a classifier, MSE for a regression."""
+    return (measurements.get("accuracy") or measurements["mse"])["value"]
+
+
 def _deployed(report: dict | None) -> str:
     if report is None:
         return "no report"
     deploy = next(a for a in report["artifacts"] if a["name"] == report["deploy"])
-    acc = deploy["measurements"]["accuracy"]["value"]
-    base = report["artifacts"][0]["measurements"]["accuracy"]["value"]
+    acc = _metric(deploy["measurements"])
+    base = _metric(report["artifacts"][0]["measurements"])
     chosen = (report["compression"].get("backoff") or {}).get("chosen")
     return f"{acc:.4f} (baseline {base:.4f})" + (f", back-off chose {chosen!r}" if chosen else "")
 
 
 def artifact_rows(report: dict) -> list[str]:
     rows = []
-    accuracy = {a["name"]: a["measurements"]["accuracy"]["value"] for a in report["artifacts"]}
+    accuracy = {a["name"]: _metric(a["measurements"]) for a in report["artifacts"]}
     for art in report["artifacts"][2:]:
         m = art["measurements"]
         checks = {c["against"]: c for c in m["integrity"]["checks"]}
@@ -166,49 +169,6 @@ def board_agreement(report: dict, folder: Path, board: str) -> str:
     return "; ".join(lines)
 
 
-def autoencoder(folder: Path) -> list[str]:
-    from edgeprune import keras_env
-    from edgeprune.devices import RunRequest
-    from edgeprune.devices.local import LocalDevice
-    from edgeprune.integrity import PARENT, compare
-    from edgeprune.pipeline import export_artifacts
-    from edgeprune.targets import load_target
-    from edgeprune.types import CompressedModel, Dataset, SourceModel
-
-    keras = keras_env.keras()
-    model = keras.models.load_model(folder / "model.keras", compile=False)
-    for layer in model.layers:
-        if type(layer).__name__ == "Dense":
-            kernel = layer.get_weights()
-            kernel[0][np.abs(kernel[0]) < np.quantile(np.abs(kernel[0]), 0.75)] = 0.0
-            layer.set_weights(kernel)
-    d = np.load(folder / "data.npz")
-    data = Dataset(d["x_train"], d["y_train"], d["x_train"][:1], d["y_train"][:1], d["x_test"],
-                   d["y_test"], 2, "zoo", "x")
-    out = folder / "files"
-    out.mkdir(exist_ok=True)
-    arts = export_artifacts(CompressedModel(model, None), load_target("host"), data,
-                            SourceModel(model, (640,), 2, "zoo", "x"), out, lambda m: None)
-    keras_out = model.predict(d["x_test"], verbose=0)
-    outputs = {a.name: LocalDevice().run(a.path, d["x_test"], RunRequest(
-        "onnxruntime" if a.format == "onnx" else "litert", warmup=0, repeats=1)).outputs for a in arts}
-    rows = [f"  keras (pruned 75%, not fine-tuned): reconstruction MSE "
-            f"{np.mean((keras_out - d['x_test']) ** 2):.4f}"]
-    for a in arts:
-        check = compare(outputs[a.name], keras_out, PARENT[a.precision], classifier=False)
-        enc = a.settings.get("encoding_check")
-        sparse = ("bit-exact" if enc and enc["max_abs_diff"] == 0 else
-                  f"max |diff| {enc['max_abs_diff']:.3g}" if enc else
-                  f"not compared ({a.settings.get('encoding_reason', '')[:60]})" if a.format == "tflite" else "-")
-        twin = a.name.replace(".onnx", ".tflite")
-        sib = (f"  vs {twin}: nrmse {compare(outputs[a.name], outputs[twin], PARENT['float32'], classifier=False)['nrmse']:.2g}"
-               if a.format == "onnx" and twin in outputs else "")
-        rows.append(f"  {a.name:15} {a.encoding:6} MSE {np.mean((outputs[a.name] - d['x_test']) ** 2):.4f}  "
-                    f"vs keras nrmse {check['nrmse']:.2g} ({'ok' if check['passed'] else 'outside ' + check['tolerance']})"
-                    f"  sparse=dense: {sparse}{sib}")
-    return rows
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kinds", default="resnet8,dscnn,vww,ad,mbv2")
@@ -218,24 +178,20 @@ def main() -> int:
     for kind in args.kinds.split(","):
         folder = prepare(kind, args.work)
         print(f"== {kind}")
-        if kind == "ad":
-            for row in autoencoder(folder):
+        before_rc, before = export(folder, "before", "--no-backoff")
+        after_rc, after = export(folder, "after")
+        print(f"  default recipe, --no-backoff: exit {before_rc}, deployed metric {_deployed(before)}")
+        print(f"  default recipe (back-off):    exit {after_rc}, deployed metric {_deployed(after)}")
+        if after and after["compression"]["backoff"].get("ran"):
+            for attempt in after["compression"]["backoff"]["attempts"]:
+                print(f"    {attempt['label']:22} {attempt['state']:32} metric {attempt['metric']}"
+                      f" {attempt['seconds']:.0f} s {attempt['note']}")
+        if before:
+            for row in artifact_rows(before):
                 print(row)
-        else:
-            before_rc, before = export(folder, "before", "--no-backoff")
-            after_rc, after = export(folder, "after")
-            print(f"  default recipe, --no-backoff: exit {before_rc}, deployed accuracy {_deployed(before)}")
-            print(f"  default recipe (back-off):    exit {after_rc}, deployed accuracy {_deployed(after)}")
-            if after and after["compression"]["backoff"].get("ran"):
-                for attempt in after["compression"]["backoff"]["attempts"]:
-                    print(f"    {attempt['label']:22} {attempt['state']:32} metric {attempt['metric']}"
-                          f" {attempt['seconds']:.0f} s {attempt['note']}")
-            if before:
-                for row in artifact_rows(before):
-                    print(row)
-                if args.board:
-                    print(f"  {args.board} vs this machine, deployed int8: "
-                          f"{board_agreement(before, folder, args.board)}")
+            if args.board:
+                print(f"  {args.board} vs this machine, deployed int8: "
+                      f"{board_agreement(before, folder, args.board)}")
         for name, verdict in onnx_two_processes(folder).items():
             print(f"  two processes, {name}: {verdict}")
         sys.stdout.flush()

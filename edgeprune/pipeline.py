@@ -269,7 +269,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
             artifacts=records, deploy=recipe.deploy, budgets=outcome.budgets + extra_verdicts,
             advice=_notes(profile) + task_notes(profile, data) + _advice(profile, records))
         (staging / "report.json").write_text(report.to_json())
-        (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts), indent=2) + "\n")
+        (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts, staging), indent=2) + "\n")
     log(clock.summary())
     return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started,
                         stages=dict(clock.seconds))
@@ -443,14 +443,14 @@ def _target_summary(profile: TargetProfile) -> dict:
             "tolerances": profile.tolerances.model_dump(mode="json")}
 
 
-def _manifest(report: Report, artifacts: list[Artifact]) -> dict:
+def _manifest(report: Report, artifacts: list[Artifact], staging: Path) -> dict:
+    """Every file with its path inside the output folder (firmware/ and rejected/ included)."""
     return {"schema_version": report.schema_version, "target": report.target["name"],
             "deploy": report.deploy,
             "source": {"name": "baseline.keras", "origin": report.model["source"],
                        "sha256": report.model["sha256"]},
             "stages": [{"name": r.name, "file": None, "parent": r.parent, "settings": r.settings}
                        for r in report.artifacts if r.format == "keras" and r.file is None],
-            "artifacts": [{"name": a.name, "file": str(a.path.relative_to(a.path.parent.parent))
-                           if a.format == "c_array" else a.path.name, "format": a.format, "precision": a.precision,
+            "artifacts": [{"name": a.name, "file": a.path.relative_to(staging).as_posix(), "format": a.format, "precision": a.precision,
                            "encoding": a.encoding, "sha256": a.sha256, "size_bytes": a.size_bytes,
                            "parent": a.parent, "settings": a.settings} for a in artifacts]}

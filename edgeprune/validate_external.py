@@ -43,7 +43,9 @@ class ValidateOptions:
 def run_validate(opts: ValidateOptions):
     from . import __version__
     from .output import sha256_file, staged_dir
-    from .pipeline import ExportResult, _firmware, _manifest, _notes, _target_summary, judge_budgets, validate
+    from .budgets import judge_budgets
+    from .measure.artifacts import validate
+    from .pipeline import ExportResult, _firmware, _manifest, _notes, _target_summary
     from .recipe import load_recipe
     from .report.schema import ArtifactRecord, Report
     from .report.summary import data_summary, task_notes
@@ -110,7 +112,7 @@ def run_validate(opts: ValidateOptions):
             budgets=judge_budgets(profile, record, reference[0] if reference else None, path, data.task),
             advice=[note] + _notes(profile) + task_notes(profile, data))
         (staging / "report.json").write_text(report.to_json())
-        (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts), indent=2) + "\n")
+        (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts, staging), indent=2) + "\n")
     log(clock.summary())
     return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started,
                         stages=dict(clock.seconds))
