@@ -179,7 +179,8 @@ class Budgets(BaseModel):
     max_latency_ms: float | None = Field(None, gt=0)
     max_accuracy_drop: float | None = Field(None, ge=0, le=1)
     max_metric_drop: float | None = Field(None, ge=0)   # in the metric's units, its worse direction
-    metric: str | None = None        # for max_metric_drop; default the task's primary metric
+    max_metric_rel_drop: float | None = Field(None, ge=0)  # the same, as a fraction of the baseline's value
+    metric: str | None = None        # for max_metric_drop / max_metric_rel_drop; default the task's primary metric
     max_arena_bytes: int | None = Field(None, ge=1)
     max_flash_bytes: int | None = Field(None, ge=1)
     max_ram_bytes: int | None = Field(None, ge=1)

@@ -72,7 +72,7 @@ def best(trials: list[Trial]) -> Trial:
 
 
 #: The quality budgets the back-off protects (see edgeprune/tasks/budget.py).
-QUALITY = ("max_accuracy_drop", "max_metric_drop")
+QUALITY = ("max_accuracy_drop", "max_metric_drop", "max_metric_rel_drop")
 
 
 def misses_quality(trial: Trial) -> bool:

@@ -39,6 +39,13 @@ def metric_drop(baseline: Mapping[str, Any], deployed: Mapping[str, Any], metric
     return round(drop, 9), direction
 
 
+def relative_drop(drop: float, base: float | None) -> float:
+    """``drop`` as a fraction of the baseline's value; any worsening from a perfect 0 is inf."""
+    if base is None or base == 0:
+        return 0.0 if drop <= 0 else float("inf")
+    return round(drop / abs(base), 9)
+
+
 def check_budget_metric(budgets, task: Task, where: str) -> None:
     """Fail before any work when ``budgets.metric`` names no metric of this task."""
     metric = getattr(budgets, "metric", None)
@@ -67,6 +74,8 @@ def quality_verdicts(budgets, task: Task, baseline, deploy) -> list[BudgetVerdic
                    for o in task.outputs if o.kind == "classification"]
     if getattr(budgets, "max_metric_drop", None) is not None:
         checks.append(("max_metric_drop", budgets.max_metric_drop, budgets.metric or task.primary))
+    if getattr(budgets, "max_metric_rel_drop", None) is not None:
+        checks.append(("max_metric_rel_drop", budgets.max_metric_rel_drop, budgets.metric or task.primary))
     for name, limit, metric in checks:
         direction = task.direction(metric)
         if baseline is None:
@@ -80,6 +89,8 @@ def quality_verdicts(budgets, task: Task, baseline, deploy) -> list[BudgetVerdic
             continue
         how = ("baseline minus deployed" if direction == "higher"
                else "deployed minus baseline (lower is better)")
+        if name == "max_metric_rel_drop":
+            drop, how = relative_drop(drop, _value(baseline.measurements, metric)), f"({how}) / |baseline|"
         out.append(BudgetVerdict(name, metric, deploy.name, limit, drop,
                                  "pass" if drop <= limit else "fail",
                                  f"{metric}: {how}, on the test split"))
@@ -88,9 +99,10 @@ def quality_verdicts(budgets, task: Task, baseline, deploy) -> list[BudgetVerdic
 
 def budget_notes(budgets, task: Task, target: str) -> list[str]:
     """Say when a quality budget of the target cannot apply to this model."""
-    if budgets.max_accuracy_drop is not None and not any(o.kind == "classification"
-                                                         for o in task.outputs):
+    if budgets.max_accuracy_drop is not None and budgets.max_metric_drop is None \
+            and getattr(budgets, "max_metric_rel_drop", None) is None \
+            and not any(o.kind == "classification" for o in task.outputs):
         return [f"target {target}'s max_accuracy_drop does not apply: the model has no "
-                "classification output; set budgets.max_metric_drop (and budgets.metric, e.g. "
-                f'"{task.primary}") in a target profile to bound its quality']
+                "classification output; set budgets.max_metric_rel_drop or max_metric_drop "
+                f'(and budgets.metric, e.g. "{task.primary}") in a target profile to bound its quality']
     return []

@@ -108,6 +108,27 @@ def test_quality_verdicts_judge_max_metric_drop_on_the_task_metric():
     assert verdict.figure == "mse" and verdict.verdict == "fail" and verdict.value == pytest.approx(0.06)
 
 
+@pytest.mark.parametrize("mse, verdict, value", [((0.10, 0.109), "pass", 0.09), ((0.10, 0.16), "fail", 0.6),
+                                                 ((0.10, 0.08), "pass", -0.2), ((0.0, 0.01), "fail", float("inf"))])
+def test_quality_verdicts_judge_max_metric_rel_drop_as_a_fraction_of_the_baseline(mse, verdict, value):
+    task = Task(outputs=(OutputTask("r", "regression", (4,)),))
+    base, dep = _records(mse=mse)
+    (v,) = quality_verdicts(Budgets(max_metric_rel_drop=0.1), task, base, dep)
+    assert (v.name, v.figure, v.verdict) == ("max_metric_rel_drop", "mse", verdict)
+    assert v.value == pytest.approx(value)
+
+
+def test_every_bundled_target_bounds_a_regression_s_quality():
+    from edgeprune.targets import available_targets, load_target
+
+    task = Task(outputs=(OutputTask("r", "regression", (4,)),))
+    base, dep = _records(mse=(0.10, 0.16))
+    for name in available_targets():
+        budgets = load_target(name).budgets
+        assert budget_notes(budgets, task, name) == []
+        assert any(v.verdict == "fail" for v in quality_verdicts(budgets, task, base, dep)), name
+
+
 def test_quality_verdicts_are_not_measured_without_a_reference():
     task = Task(outputs=(OutputTask("c", "classification", (3,), num_classes=3),))
     _, dep = _records(accuracy=(0.9, 0.9))
