@@ -56,16 +56,19 @@ def run_tempdir() -> Iterator[Path]:
         yield path
     finally:
         _active.pop()
-        tempfile.tempdir = saved_dir
-        if saved_env is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = saved_env
         from .interrupt import worker_busy
 
         if worker_busy():
-            _remove_after_exit(path)  # interrupted: the worker may be writing there until we exit
+            # interrupted: the worker (a converter, autograph) may still create temporary
+            # files until the process exits, so the defaults keep pointing at this folder,
+            # which is removed once the process has gone
+            _remove_after_exit(path)
         else:
+            tempfile.tempdir = saved_dir
+            if saved_env is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved_env
             shutil.rmtree(path, ignore_errors=True)
 
 
