@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import EXIT_BUDGET, EXIT_OK, EdgepruneError
+from .errors import EXIT_BUDGET, EXIT_OK, ConfigError, EdgepruneError
 from .limits import EPOCHS_MAX, SEED_MAX
 
 
@@ -48,7 +49,31 @@ class _Group(click.Group):
 
 
 def _log(msg: str) -> None:
-    click.echo(msg, err=True)
+    from .quiet import say
+
+    say(msg)
+
+
+def verbosity_options(command):
+    """``--verbose`` and ``--quiet`` (edgeprune/quiet.py), for a command that runs the libraries."""
+    command = click.option("--quiet", "-q", is_flag=True,
+                           help="Print only the result (table or JSON) and errors: for CI logs.")(command)
+    return click.option("--verbose", "-v", is_flag=True,
+                        help="Also show the libraries' own log lines (TensorFlow, converters) as they "
+                             "come; by default they are kept back and shown only if the run fails.")(command)
+
+
+@contextmanager
+def _session(verbose: bool, quiet: bool):
+    """Third-party output captured (unless --verbose); yields the progress ``log`` callable."""
+    from .progress import Reporter, activate
+    from .quiet import captured
+
+    if verbose and quiet:
+        raise ConfigError("--verbose and --quiet contradict each other", where="--verbose/--quiet",
+                          fix="pass one of them")
+    with captured(verbose=verbose, quiet=quiet), activate(Reporter()) as log:
+        yield log
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,9 +84,11 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("model", required=False)
-@click.option("--target", "-t", required=True, help="Target name (see `edgeprune targets`) or a profile .toml.")
+@click.option("--target", "-t", "targets", required=True, multiple=True,
+              help="Target name (see `edgeprune targets`) or a profile .toml; repeat it to export for "
+                   "several targets in one run (compressed once per distinct recipe).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
-              help="Output folder; the run writes OUT/TARGET/.")
+              help="Output folder; the run writes OUT/TARGET/ (and OUT/summary.json for several targets).")
 @click.option("--data", help="An .npz with x_train, y_train, x_test, y_test; a folder of image class folders; "
                              "or a loader MODULE:FUNCTION.")
 @click.option("--recipe", type=click.Path(path_type=Path), help="A recipe .toml; its sections replace the target's.")
@@ -83,8 +110,9 @@ def cli() -> None:
                    "sparsity, longer fine-tuning, no pruning) within recipe.backoff's time budget. "
                    "Default: on for the default recipe, off with --recipe or --epochs.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout instead of the table.")
-def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_epochs, emit_c, c_symbol,
-           arena_headroom, metric, metric_direction, backoff, as_json):
+@verbosity_options
+def export(model, targets, out_dir, data, recipe, seed, finetune_epochs, train_epochs, emit_c, c_symbol,
+           arena_headroom, metric, metric_direction, backoff, as_json, verbose, quiet):
     """Compress MODEL, export it, validate the exported files on TARGET and report.
 
     MODEL is a tf_keras .keras/.h5 file, a SavedModel directory, a .keras file saved
@@ -92,11 +120,22 @@ def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_ep
     """
     from .pipeline import ExportOptions, run_export
 
-    result = run_export(ExportOptions(target=target, out_dir=out_dir, model=model, data=data, recipe=recipe,
-                                      seed=seed, finetune_epochs=finetune_epochs, train_epochs=train_epochs,
-                                      emit_c=emit_c, c_symbol=c_symbol, arena_headroom=arena_headroom,
-                                      metric=metric, metric_direction=metric_direction, backoff=backoff,
-                                      log=_log))
+    with _session(verbose, quiet) as log:
+        opts = ExportOptions(target=targets[0], out_dir=out_dir, model=model, data=data, recipe=recipe,
+                             seed=seed, finetune_epochs=finetune_epochs, train_epochs=train_epochs,
+                             emit_c=emit_c, c_symbol=c_symbol, arena_headroom=arena_headroom, metric=metric,
+                             metric_direction=metric_direction, backoff=backoff, log=log)
+        if len(targets) > 1:
+            from .fleet import run_targets
+
+            fleet = run_targets(opts, list(targets), log=log)
+        else:
+            result = run_export(opts)
+    if len(targets) > 1:
+        from .report.fleet_table import render_targets
+
+        click.echo(json.dumps(fleet.summary, indent=2) if as_json else render_targets(fleet.summary))
+        sys.exit(fleet.exit_code)
     report = result.report.to_dict()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
@@ -104,7 +143,8 @@ def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_ep
         from .report.table import render
 
         click.echo(render(report))
-        click.echo(f"wrote {result.out_dir} in {result.seconds:.1f}s")
+        if not quiet:
+            click.echo(f"wrote {result.out_dir} in {result.seconds:.1f}s")
     sys.exit(EXIT_OK if report["verdict"] == "pass" else EXIT_BUDGET)
 
 
