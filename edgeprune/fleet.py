@@ -63,6 +63,7 @@ class TargetOutcome:
     exit_code: int
     result: object | None = None          # pipeline.ExportResult
     error: str | None = None
+    exception: BaseException | None = None
 
 
 @dataclass
@@ -98,7 +99,7 @@ def run_targets(opts, targets: list[str], log=lambda msg: None) -> FleetResult:
                 fleet.outcomes.append(TargetOutcome(name, code, result))
             except EdgepruneError as exc:
                 log(f"target {name}: error: {str(exc).splitlines()[0]}")
-                fleet.outcomes.append(TargetOutcome(name, exc.exit_code, error=str(exc)))
+                fleet.outcomes.append(TargetOutcome(name, exc.exit_code, error=str(exc), exception=exc))
     fleet.summary = summarize(fleet.outcomes)
     fleet.summary_path = Path(opts.out_dir) / "summary.json"
     from .output import write_atomic

@@ -28,6 +28,8 @@ Example::
 from __future__ import annotations
 
 import os
+import sys
+import types
 from pathlib import Path
 
 from .baseline import MAX_BASELINE_SAMPLES, BaselineWrite, write_baseline
@@ -63,3 +65,16 @@ __all__ = ["ALPHA", "FAILING", "LATENCY_METHOD", "MAX_BASELINE_SAMPLES", "RULES"
            "CheckResult", "FigureRule", "Growth", "Remeasure", "Row", "check_files",
            "check_reports", "load_reports_file", "mann_whitney_u", "render_text",
            "reports_by_target", "update_baseline", "write_baseline"]
+
+
+class _CallableModule(types.ModuleType):
+    """``edgeprune.check(report, baseline)`` is the Python API's check (edgeprune/api.py),
+    though ``edgeprune.check`` is also this package once it has been imported."""
+
+    def __call__(self, *args, **kwargs):
+        from ..api import check
+
+        return check(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
