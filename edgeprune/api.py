@@ -127,19 +127,9 @@ def check(report: str | Path | Result, baseline: str | Path, *, update: bool = F
 # ---------------------------------------------------------------- inputs
 
 def _session(log, verbose):
-    from contextlib import ExitStack, contextmanager
+    from .quiet import session
 
-    from .progress import Reporter, activate
-    from .quiet import captured
-
-    @contextmanager
-    def session():
-        with ExitStack() as stack:
-            stack.enter_context(captured(verbose=verbose))
-            rep = Reporter(sink=log) if log is not None else Reporter()
-            stack.enter_context(activate(rep))
-            yield rep
-    return session()
+    return session(verbose, False, log)
 
 
 def _model_path(model: Any, tmp: Path) -> str | None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import EXIT_BUDGET, EXIT_OK, ConfigError, EdgepruneError
+from .errors import EXIT_BUDGET, EXIT_OK, EdgepruneError
 from .limits import EPOCHS_MAX, SEED_MAX
+from .quiet import session as _session, verbosity_options
 
 
 class _FiniteRange(click.FloatRange):
@@ -46,34 +46,6 @@ class _Group(click.Group):
 
             click.echo("interrupted: the previous output is untouched and nothing was left behind", err=True)
             ctx.exit(exit_code())
-
-
-def _log(msg: str) -> None:
-    from .quiet import say
-
-    say(msg)
-
-
-def verbosity_options(command):
-    """``--verbose`` and ``--quiet`` (edgeprune/quiet.py), for a command that runs the libraries."""
-    command = click.option("--quiet", "-q", is_flag=True,
-                           help="Print only the result (table or JSON) and errors: for CI logs.")(command)
-    return click.option("--verbose", "-v", is_flag=True,
-                        help="Also show the libraries' own log lines (TensorFlow, converters) as they "
-                             "come; by default they are kept back and shown only if the run fails.")(command)
-
-
-@contextmanager
-def _session(verbose: bool, quiet: bool):
-    """Third-party output captured (unless --verbose); yields the progress ``log`` callable."""
-    from .progress import Reporter, activate
-    from .quiet import captured
-
-    if verbose and quiet:
-        raise ConfigError("--verbose and --quiet contradict each other", where="--verbose/--quiet",
-                          fix="pass one of them")
-    with captured(verbose=verbose, quiet=quiet), activate(Reporter()) as log:
-        yield log
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -170,6 +142,9 @@ def targets_show(name):
     from .targets import load_target
 
     click.echo(json.dumps(load_target(name).model_dump(mode="json"), indent=2))
+    click.echo("note: `recipe` is this target's default; an export may override it: a reference model's "
+               "own recipe.toml, then --recipe FILE, then --seed and --epochs. The export prints the recipe "
+               "it used with the source of each value (report.json: compression.recipe_sources).", err=True)
 
 
 @cli.command()
@@ -177,11 +152,13 @@ def targets_show(name):
 @click.option("--target", "-t", required=True, help="Target name or profile .toml.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed invokes (default: the device's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurement as JSON.")
-def bench(artifact, target, repeats, as_json):
+@verbosity_options
+def bench(artifact, target, repeats, as_json, verbose, quiet):
     """Measure an existing .tflite or .onnx on TARGET, without compressing anything."""
     from .bench import bench_artifact
 
-    result = bench_artifact(artifact, target, repeats=repeats, log=_log)
+    with _session(verbose, quiet) as log:
+        result = bench_artifact(artifact, target, repeats=repeats, log=log)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

@@ -20,6 +20,8 @@ import tempfile
 from contextlib import contextmanager
 from typing import Iterator, TextIO
 
+import click
+
 REPLAY_LINES = 200
 
 _console: TextIO | None = None
@@ -114,3 +116,26 @@ def _replay(sink) -> None:
     sys.stderr.write(f"--- third-party output captured during the run{head}; --verbose shows it live ---\n")
     sys.stderr.write("\n".join(shown) + "\n---\n")
     sys.stderr.flush()
+
+
+def verbosity_options(command):
+    """``--verbose`` and ``--quiet``, for a command that runs the libraries."""
+    command = click.option("--quiet", "-q", is_flag=True,
+                           help="Print only the result (table or JSON) and errors: for CI logs.")(command)
+    return click.option("--verbose", "-v", is_flag=True,
+                        help="Also show the libraries' own log lines (TensorFlow, converters) as they "
+                             "come; by default they are kept back and shown only if the run fails.")(command)
+
+
+@contextmanager
+def session(verbose: bool, quiet: bool, log=None):
+    """Third-party output captured (unless ``verbose``); yields the progress ``log`` callable
+    (edgeprune/progress.py), which is also what fine-tuning reports its epochs to."""
+    from .errors import ConfigError
+    from .progress import Reporter, activate
+
+    if verbose and quiet:
+        raise ConfigError("--verbose and --quiet contradict each other", where="--verbose/--quiet",
+                          fix="pass one of them")
+    with captured(verbose=verbose, quiet=quiet), activate(Reporter(sink=log)) as reporter:
+        yield reporter
