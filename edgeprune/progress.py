@@ -82,8 +82,12 @@ def stage(name: str, log: Callable[[str], None] | None = None, start: bool = Tru
         return
     t0 = time.perf_counter()
     if rep is not None and rep.tty and rep._rich is None:
-        with rep.rich_console().status(f"{name} ...", spinner="dots"):
-            yield
+        with rep.rich_console().status(f"{name} ...", spinner="dots") as status:
+            rep._rich = status            # lines print above the spinner
+            try:
+                yield
+            finally:
+                rep._rich = None
     else:
         # Plain output: the opening line only once the stage has run for a second.
         timer = threading.Timer(ANNOUNCE_AFTER_S, say, (f"{name} ...",)) if start else None
@@ -115,9 +119,9 @@ def keras_callbacks(phase: str) -> list[Any]:
             steps = self.params.get("steps")
             self.bar = None
             if rep.tty and steps and rep._rich is None:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-                self.bar = Progress("[progress.description]{task.description}", BarColumn(),
+                self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
                                     MofNCompleteColumn(), TimeElapsedColumn(),
                                     console=rep.rich_console(), transient=True)
                 self.task = self.bar.add_task(f"{phase} epoch 1/{self.epochs}", total=steps * self.epochs)
