@@ -124,6 +124,20 @@ def check(report: str | Path | Result, baseline: str | Path, *, update: bool = F
     return check_files(path, baseline, overrides=tolerances, remeasure=remeasure)
 
 
+def callable_package(module_name: str, function: str) -> None:
+    """Make the package ``edgeprune.<function>`` callable as the API function of that name:
+    ``edgeprune.export`` and ``edgeprune.check`` are also packages, and once one is
+    imported it shadows the lazy attribute of ``edgeprune``."""
+    import sys
+    import types
+
+    class _Callable(types.ModuleType):
+        def __call__(self, *args, **kwargs):
+            return globals()[function](*args, **kwargs)
+
+    sys.modules[module_name].__class__ = _Callable
+
+
 # ---------------------------------------------------------------- inputs
 
 def _session(log, verbose):

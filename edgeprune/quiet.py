@@ -68,7 +68,7 @@ def captured(verbose: bool = False, quiet: bool = False) -> Iterator[None]:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    sink = tempfile.TemporaryFile()
+    sink = _sink()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     _console = os.fdopen(os.dup(saved[2]), "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
                          errors="replace")
@@ -94,6 +94,14 @@ def captured(verbose: bool = False, quiet: bool = False) -> Iterator[None]:
         if failure is not None and _worth_replaying(failure):
             _replay(sink)
         sink.close()
+
+
+def _sink():
+    """An anonymous in-memory file (no name anywhere; tempfile's folder choice left untouched:
+    a run points it at its own folder, edgeprune/tempdirs.py)."""
+    if hasattr(os, "memfd_create"):
+        return os.fdopen(os.memfd_create("edgeprune-captured"), "w+b")
+    return tempfile.TemporaryFile()
 
 
 def _worth_replaying(exc: BaseException) -> bool:

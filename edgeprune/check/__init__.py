@@ -28,8 +28,6 @@ Example::
 from __future__ import annotations
 
 import os
-import sys
-import types
 from pathlib import Path
 
 from .baseline import MAX_BASELINE_SAMPLES, BaselineWrite, write_baseline
@@ -67,14 +65,6 @@ __all__ = ["ALPHA", "FAILING", "LATENCY_METHOD", "MAX_BASELINE_SAMPLES", "RULES"
            "reports_by_target", "update_baseline", "write_baseline"]
 
 
-class _CallableModule(types.ModuleType):
-    """``edgeprune.check(report, baseline)`` is the Python API's check (edgeprune/api.py),
-    though ``edgeprune.check`` is also this package once it has been imported."""
+from ..api import callable_package  # noqa: E402  (edgeprune.check(...) is the Python API's check)
 
-    def __call__(self, *args, **kwargs):
-        from ..api import check
-
-        return check(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+callable_package(__name__, "check")

@@ -18,6 +18,14 @@ def test_import_edgeprune_stays_light():
     assert out.stdout.strip() == "False"
 
 
+def test_api_functions_stay_callable_when_packages_of_same_name_are_imported():
+    import edgeprune.check.compare  # noqa: F401
+    import edgeprune.export.encoding  # noqa: F401
+
+    assert callable(edgeprune.export) and callable(edgeprune.check)
+    assert edgeprune.check.check_files is not None       # still the package as well
+
+
 def test_data_rejects_unknown_shape_with_input_error():
     with pytest.raises(InputError, match="x_train, y_train, x_test, y_test"):
         _data(object())
