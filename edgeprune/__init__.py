@@ -8,11 +8,19 @@ __version__ = "0.1.0"
 # unless this is set before its first session; a run writes only under --out and the cache.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-__all__ = ["__version__", "run_export", "ExportOptions", "run_validate", "ValidateOptions", "load_target",
-           "EdgepruneError"]
+__all__ = ["__version__", "export", "check", "bench", "validate", "Result", "run_export", "ExportOptions",
+           "run_validate", "ValidateOptions", "load_target", "EdgepruneError"]
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name):  # lazy: importing edgeprune must not import TensorFlow
+    if name in ("export", "check", "bench", "validate", "Result"):   # the Python API (edgeprune/api.py)
+        from . import api
+
+        return getattr(api, name)
     if name in ("run_export", "ExportOptions"):
         from . import pipeline
 

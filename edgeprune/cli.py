@@ -16,6 +16,7 @@ import click
 from . import __version__
 from .errors import EXIT_BUDGET, EXIT_OK, EdgepruneError
 from .limits import EPOCHS_MAX, SEED_MAX
+from .quiet import session as _session, verbosity_options
 
 
 class _FiniteRange(click.FloatRange):
@@ -47,10 +48,6 @@ class _Group(click.Group):
             ctx.exit(exit_code())
 
 
-def _log(msg: str) -> None:
-    click.echo(msg, err=True)
-
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgeprune")
 def cli() -> None:
@@ -59,9 +56,11 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("model", required=False)
-@click.option("--target", "-t", required=True, help="Target name (see `edgeprune targets`) or a profile .toml.")
+@click.option("--target", "-t", "targets", required=True, multiple=True,
+              help="Target name (see `edgeprune targets`) or a profile .toml; repeat it to export for "
+                   "several targets in one run (compressed once per distinct recipe).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
-              help="Output folder; the run writes OUT/TARGET/.")
+              help="Output folder; the run writes OUT/TARGET/ (and OUT/summary.json for several targets).")
 @click.option("--data", help="An .npz with x_train, y_train, x_test, y_test; a folder of image class folders; "
                              "or a loader MODULE:FUNCTION.")
 @click.option("--recipe", type=click.Path(path_type=Path), help="A recipe .toml; its sections replace the target's.")
@@ -83,8 +82,9 @@ def cli() -> None:
                    "sparsity, longer fine-tuning, no pruning) within recipe.backoff's time budget. "
                    "Default: on for the default recipe, off with --recipe or --epochs.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout instead of the table.")
-def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_epochs, emit_c, c_symbol,
-           arena_headroom, metric, metric_direction, backoff, as_json):
+@verbosity_options
+def export(model, targets, out_dir, data, recipe, seed, finetune_epochs, train_epochs, emit_c, c_symbol,
+           arena_headroom, metric, metric_direction, backoff, as_json, verbose, quiet):
     """Compress MODEL, export it, validate the exported files on TARGET and report.
 
     MODEL is a tf_keras .keras/.h5 file, a SavedModel directory, a .keras file saved
@@ -92,11 +92,22 @@ def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_ep
     """
     from .pipeline import ExportOptions, run_export
 
-    result = run_export(ExportOptions(target=target, out_dir=out_dir, model=model, data=data, recipe=recipe,
-                                      seed=seed, finetune_epochs=finetune_epochs, train_epochs=train_epochs,
-                                      emit_c=emit_c, c_symbol=c_symbol, arena_headroom=arena_headroom,
-                                      metric=metric, metric_direction=metric_direction, backoff=backoff,
-                                      log=_log))
+    with _session(verbose, quiet) as log:
+        opts = ExportOptions(target=targets[0], out_dir=out_dir, model=model, data=data, recipe=recipe,
+                             seed=seed, finetune_epochs=finetune_epochs, train_epochs=train_epochs,
+                             emit_c=emit_c, c_symbol=c_symbol, arena_headroom=arena_headroom, metric=metric,
+                             metric_direction=metric_direction, backoff=backoff, log=log)
+        if len(targets) > 1:
+            from .fleet import run_targets
+
+            fleet = run_targets(opts, list(targets), log=log)
+        else:
+            result = run_export(opts)
+    if len(targets) > 1:
+        from .report.fleet_table import render_targets
+
+        click.echo(json.dumps(fleet.summary, indent=2) if as_json else render_targets(fleet.summary))
+        sys.exit(fleet.exit_code)
     report = result.report.to_dict()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
@@ -104,7 +115,8 @@ def export(model, target, out_dir, data, recipe, seed, finetune_epochs, train_ep
         from .report.table import render
 
         click.echo(render(report))
-        click.echo(f"wrote {result.out_dir} in {result.seconds:.1f}s")
+        if not quiet:
+            click.echo(f"wrote {result.out_dir} in {result.seconds:.1f}s")
     sys.exit(EXIT_OK if report["verdict"] == "pass" else EXIT_BUDGET)
 
 
@@ -130,6 +142,9 @@ def targets_show(name):
     from .targets import load_target
 
     click.echo(json.dumps(load_target(name).model_dump(mode="json"), indent=2))
+    click.echo("note: `recipe` is this target's default; an export may override it: a reference model's "
+               "own recipe.toml, then --recipe FILE, then --seed and --epochs. The export prints the recipe "
+               "it used with the source of each value (report.json: compression.recipe_sources).", err=True)
 
 
 @cli.command()
@@ -137,11 +152,13 @@ def targets_show(name):
 @click.option("--target", "-t", required=True, help="Target name or profile .toml.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed invokes (default: the device's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurement as JSON.")
-def bench(artifact, target, repeats, as_json):
+@verbosity_options
+def bench(artifact, target, repeats, as_json, verbose, quiet):
     """Measure an existing .tflite or .onnx on TARGET, without compressing anything."""
     from .bench import bench_artifact
 
-    result = bench_artifact(artifact, target, repeats=repeats, log=_log)
+    with _session(verbose, quiet) as log:
+        result = bench_artifact(artifact, target, repeats=repeats, log=log)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

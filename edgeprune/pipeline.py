@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
+from . import __version__, recipe_sources
 from .errors import ConfigError, InputError
 from .evaluate import keras_outputs, keras_record
 from .finite import check_numbers
@@ -23,6 +23,7 @@ from .budgets import judge_budgets
 from .measure.artifacts import classifier_task, flat_outputs, validate
 from .output import sha256_file, staged_dir
 from .preflight import preflight
+from .progress import stage
 from .recipe import Recipe, load_recipe
 from .report.schema import ArtifactRecord, BudgetVerdict, Report, figure
 from .report.summary import data_summary, model_summary, task_notes
@@ -138,18 +139,19 @@ def export_artifacts(compressed: CompressedModel, profile: TargetProfile, data: 
             continue
         precision, fmt = name.split(".")
         t0 = time.perf_counter()
-        if fmt == "tflite":
-            art = _export_tflite(compressed, profile, precision, rep, staging, to_tflite, data)
-        elif precision == "float32":
-            path = staging / "model_float32.onnx"
-            settings = to_onnx_float(compressed.model, source.input_shape, path)
-            art = _artifact(name, path, "onnx", precision, "dense", "compressed.keras", settings)
-        else:
-            if not (staging / "model_float32.onnx").exists():
-                to_onnx_float(compressed.model, source.input_shape, staging / "model_float32.onnx")
-            path = staging / "model_int8.onnx"
-            settings = to_onnx_int8(staging / "model_float32.onnx", path, rep, recipe.onnx_quant)
-            art = _artifact(name, path, "onnx", precision, "dense", "float32.onnx", settings)
+        with stage(f"converting {name}", start=False, done=False):
+            if fmt == "tflite":
+                art = _export_tflite(compressed, profile, precision, rep, staging, to_tflite, data)
+            elif precision == "float32":
+                path = staging / "model_float32.onnx"
+                settings = to_onnx_float(compressed.model, source.input_shape, path)
+                art = _artifact(name, path, "onnx", precision, "dense", "compressed.keras", settings)
+            else:
+                if not (staging / "model_float32.onnx").exists():
+                    to_onnx_float(compressed.model, source.input_shape, staging / "model_float32.onnx")
+                path = staging / "model_int8.onnx"
+                settings = to_onnx_int8(staging / "model_float32.onnx", path, rep, recipe.onnx_quant)
+                art = _artifact(name, path, "onnx", precision, "dense", "float32.onnx", settings)
         log(f"export success {time.perf_counter() - t0:.1f}s, saved as {art.path.name} "
             f"({art.size_bytes / 1024:.1f} KiB)")
         artifacts.append(art)
@@ -233,10 +235,12 @@ def run_export(opts: ExportOptions) -> ExportResult:
     log(f"baseline {data.task.primary} {base.record.measurements[data.task.primary]['value']:.4f} on "
         f"{len(data.x_test)} test samples")
     final = Path(opts.out_dir) / profile.name
+    sources = recipe_sources.for_export(opts, profile.recipe)
     with staged_dir(final) as staging:
+        first_recipe = profile.recipe
         outcome = compress_and_export(profile, source, data, base, staging, log)
         clock.seconds.update(outcome.seconds)
-        with clock.stage("back-off"):
+        with clock.stage("back-off", announce=False):
             outcome = back_off(outcome, opts, source, data, base, staging, log)
         profile, recipe, compressed = outcome.profile, outcome.profile.recipe, outcome.compressed
         artifacts, records, deploy = outcome.artifacts, outcome.records, outcome.deploy
@@ -265,7 +269,8 @@ def run_export(opts: ExportOptions) -> ExportResult:
             seed=recipe.seed, recipe=recipe.model_dump(mode="json"),
             compression={"sparsity": compressed.sparsity, "clusters": compressed.clusters,
                          "history": compressed.history, "notes": compressed.notes,
-                         "steps": compressed.steps, "backoff": outcome.backoff},
+                         "steps": compressed.steps, "backoff": outcome.backoff,
+                         "recipe_sources": recipe_sources.after_backoff(sources, first_recipe, recipe)},
             artifacts=records, deploy=recipe.deploy, budgets=outcome.budgets + extra_verdicts,
             advice=_notes(profile) + task_notes(profile, data) + _advice(profile, records))
         (staging / "report.json").write_text(report.to_json())
@@ -277,8 +282,9 @@ def run_export(opts: ExportOptions) -> ExportResult:
 
 def compress_and_export(profile: TargetProfile, source: SourceModel, data: Dataset, base: Baseline,
                         staging: Path, log, names: list[str] | None = None) -> Outcome:
-    """One recipe, start to verdict: compress, then :func:`export_and_check`."""
-    from .compress import compress
+    """One recipe, start to verdict: compress (shared between the targets of one run:
+    edgeprune/fleet.py), then :func:`export_and_check`."""
+    from .fleet import compress
 
     t0 = time.perf_counter()
     compressed = compress(source, profile.recipe, data, log=log)

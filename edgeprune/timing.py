@@ -11,10 +11,17 @@ class StageClock:
         self.seconds: dict[str, float] = {}
 
     @contextmanager
-    def stage(self, name: str):
+    def stage(self, name: str, announce: bool = True):
+        """Time a stage; while a progress reporter is active, announce it (edgeprune/progress.py)."""
+        from .progress import stage
+
         started = time.perf_counter()
         try:
-            yield
+            if announce:
+                with stage(name):
+                    yield
+            else:
+                yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .errors import EXIT_BUDGET, EXIT_OK
+from .quiet import session, verbosity_options
 
 
 @click.command("validate")
@@ -31,17 +32,18 @@ from .errors import EXIT_BUDGET, EXIT_OK
 @click.option("--metric-direction", type=click.Choice(["higher", "lower"]),
               help="Whether --metric is better higher or lower.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout instead of the table.")
+@verbosity_options
 def validate(artifact, target, data, reference, out_dir, recipe, emit_c, c_symbol, arena_headroom, metric,
-             metric_direction, as_json):
+             metric_direction, as_json, verbose, quiet):
     """Validate a .tflite or .onnx made elsewhere on TARGET: metrics on the test split,
     size, latency, budgets, compatibility rules, firmware sources; compresses nothing."""
-    from .cli import _log
     from .validate_external import ValidateOptions, run_validate
 
-    result = run_validate(ValidateOptions(artifact=artifact, target=target, data=data, out_dir=out_dir,
-                                          reference=reference, recipe=recipe, emit_c=emit_c,
-                                          c_symbol=c_symbol, arena_headroom=arena_headroom, metric=metric,
-                                          metric_direction=metric_direction, log=_log))
+    with session(verbose, quiet) as log:
+        result = run_validate(ValidateOptions(artifact=artifact, target=target, data=data, out_dir=out_dir,
+                                              reference=reference, recipe=recipe, emit_c=emit_c,
+                                              c_symbol=c_symbol, arena_headroom=arena_headroom, metric=metric,
+                                              metric_direction=metric_direction, log=log))
     report = result.report.to_dict()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
@@ -49,5 +51,6 @@ def validate(artifact, target, data, reference, out_dir, recipe, emit_c, c_symbo
         from .report.table import render
 
         click.echo(render(report))
-        click.echo(f"wrote {result.out_dir} in {result.seconds:.1f}s")
+        if not quiet:
+            click.echo(f"wrote {result.out_dir} in {result.seconds:.1f}s")
     sys.exit(EXIT_OK if report["verdict"] == "pass" else EXIT_BUDGET)

@@ -63,3 +63,8 @@ __all__ = ["ALPHA", "FAILING", "LATENCY_METHOD", "MAX_BASELINE_SAMPLES", "RULES"
            "CheckResult", "FigureRule", "Growth", "Remeasure", "Row", "check_files",
            "check_reports", "load_reports_file", "mann_whitney_u", "render_text",
            "reports_by_target", "update_baseline", "write_baseline"]
+
+
+from ..api import callable_package  # noqa: E402  (edgeprune.check(...) is the Python API's check)
+
+callable_package(__name__, "check")

@@ -49,7 +49,9 @@ def fit(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: fl
             compile_classifier(model, learning_rate)
     # Streamed data is shuffled by its own generator, seeded from numpy (seeded by the recipe).
     seed = int(np.random.randint(2 ** 31 - 1)) if data.streamed else 0
-    result = model.fit(epochs=epochs, callbacks=list(callbacks), verbose=0,
+    from ..progress import keras_callbacks
+
+    result = model.fit(epochs=epochs, callbacks=list(callbacks) + keras_callbacks(phase), verbose=0,
                        **fit_arguments(data, batch_size, seed))
     for metric, values in result.history.items():
         history.setdefault(f"{phase}.{metric}", []).extend(float(v) for v in values)

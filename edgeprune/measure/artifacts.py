@@ -10,6 +10,7 @@ import numpy as np
 
 from ..devices import RunRequest, RunResult, device_for
 from ..evaluate import task_figures
+from ..progress import stage
 from ..report.schema import figure
 from ..targets import TargetProfile
 from ..types import Artifact, Dataset
@@ -53,11 +54,12 @@ def validate(artifacts: list[Artifact], profile: TargetProfile, data: Dataset,
                              delegate=profile.runtime.delegate, **HOST_REQUEST,
                              op_repeats=op_repeats(profile, profile.device.kind == "local"),
                              **(CONTROL if profile.device.kind == "local" else {}))
-            host_run = host.run(art.path, data.x_test, req)
-            if outputs is not None:
-                outputs[art.name] = _task_outputs(host_run, data, art)
-            results[art.name] = measure(art, profile, data, reference, host_run,
-                                        runs.result(art.name))
+            with stage(f"validating {art.name}"):
+                host_run = host.run(art.path, data.x_test, req)
+                if outputs is not None:
+                    outputs[art.name] = _task_outputs(host_run, data, art)
+                results[art.name] = measure(art, profile, data, reference, host_run,
+                                            runs.result(art.name))
     return results
 
 

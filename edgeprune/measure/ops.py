@@ -74,6 +74,8 @@ def _row(op: dict, profile, emulated: bool, model_bytes: int) -> dict:
 
 def render_top_ops(name: str, fig: dict, top: int = TOP) -> list[str]:
     """Terminal lines: the ``top`` costliest ops of one artifact."""
+    from ..report.units import duration_ms
+
     rows = sorted(fig["rows"], key=lambda r: -r["share"])[:top]
     if not rows:
         return []
@@ -81,8 +83,8 @@ def render_top_ops(name: str, fig: dict, top: int = TOP) -> list[str]:
              f"({fig['method']}; all in report.json)"]
     width = max(len(r["name"][:48]) for r in rows)
     for r in rows:
-        cost = (f"{r['estimate_ms']:.3f} ms est" if r["estimate_ms"] is not None else
-                f"{r['ms']:.3f} ms" if r["ms"] is not None else "-")
+        cost = (f"{duration_ms(r['estimate_ms'])} est" if r["estimate_ms"] is not None else
+                duration_ms(r["ms"]) if r["ms"] is not None else "-")
         insns = f"{r['instructions']:,} insns" if r["instructions"] is not None else ""
         lines.append(f"  {r['index']:4d} {r['op']:18} {r['name'][:48]:{width}}  {cost:>14} "
                      f"{insns:>18} {r['share']:6.1%}")

@@ -43,6 +43,27 @@ def test_export_writes_report_manifest_and_artifacts(exported):
     assert "verdict:" in proc.stdout and "int8.tflite" in proc.stdout
 
 
+# Lines third-party code writes from C++ or Python during an export, as seen before they were captured.
+_NOISE = ("cuInit", "cudart_stub", "absl::InitializeLog", "NodeDef mentions attribute", "fully_quantize:",
+          "XNNPACK delegate", "tensorflow/", "WARNING:", "UserWarning", "DeprecationWarning")
+
+
+def test_export_prints_no_third_party_noise(exported):
+    import re
+
+    from edgeprune.progress import LINE_PREFIX
+
+    _, proc = exported
+    for line in (proc.stdout + proc.stderr).splitlines():
+        assert not any(word in line for word in _NOISE), line
+        assert not re.match(r"^[IWEF]\d{4} ", line), line          # glog / absl native lines
+    # every stderr line is one of ours: a progress line with its elapsed time
+    assert proc.stderr.strip() and all(re.match(LINE_PREFIX, line) for line in proc.stderr.splitlines()), \
+        proc.stderr
+    assert re.search(r"prune epoch 2/2: loss [\d.]+, accuracy [\d.]+", proc.stderr)
+    assert "recipe from --epochs: 2 fine-tuning epochs" in proc.stdout
+
+
 def test_export_figures_say_how_they_were_measured(exported):
     folder, _ = exported
     report = json.loads((folder / "report.json").read_text())

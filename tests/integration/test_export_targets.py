@@ -86,3 +86,27 @@ def test_export_rpi4_counts_instructions_on_the_emulated_board(tmp_path):
     assert "latency_ms" not in m and "never gated" in m["host_latency_ms"]["note"]
     latency_budget = next(b for b in report["budgets"] if b["name"] == "max_latency_ms")
     assert latency_budget["value"] == est["value"] and "estimated" in latency_budget["note"]
+
+
+def test_export_two_targets_compresses_once_and_writes_summary(tmp_path):
+    from edgeprune.fleet import run_targets
+    from edgeprune.progress import Reporter, activate
+    from edgeprune.report.fleet_table import render_targets
+
+    lines = []
+    with activate(Reporter(sink=lines.append, tty=False)) as log:
+        opts = ExportOptions(target="host", out_dir=tmp_path, train_epochs=10, finetune_epochs=1, log=log)
+        fleet = run_targets(opts, ["host", "coral-edgetpu"], log=log)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coral-edgetpu", "host", "summary.json"]
+    reports = {t: json.loads((tmp_path / t / "report.json").read_text()) for t in ("host", "coral-edgetpu")}
+    assert sum("reusing its model" in line for line in lines) == 1        # trained once, for host
+    assert sum("epoch 1/1" in line for line in lines) == 1
+    assert reports["host"]["compression"]["sparsity"] == reports["coral-edgetpu"]["compression"]["sparsity"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == fleet.summary and set(summary["targets"]) == {"host", "coral-edgetpu"}
+    for name, entry in summary["targets"].items():
+        assert entry["verdict"] == reports[name]["verdict"] and entry["report"].endswith(f"{name}/report.json")
+    codes = {0 if r["verdict"] == "pass" else 3 for r in reports.values()}
+    assert fleet.exit_code == max(codes) == summary["exit_code"]
+    table = render_targets(summary)
+    assert table.splitlines()[2].startswith("host ") and "coral-edgetpu" in table
