@@ -155,6 +155,7 @@ def trial_rows(study, higher: bool) -> list[dict]:
         a = t.user_attrs
         rows.append({"number": t.number, "state": t.state.name.lower(), "label": a.get("label"),
                      "changes": a.get("changes", []), "key": a.get("key"), "cached": a.get("cached"),
+                     "worker": a.get("worker"),
                      "seconds": a.get("seconds"), "deploy": a.get("deploy"),
                      "size_bytes": a.get("size_bytes"), "gzip_bytes": a.get("gzip_bytes"),
                      "cost_name": a.get("cost_name"), "cost": a.get("cost"), "metric": a.get("metric"),

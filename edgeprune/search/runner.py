@@ -16,6 +16,7 @@ the same on every node (a shared disk), and write to the study's storage URL.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -53,8 +54,9 @@ class TrialFailed(Exception):
     """A trial whose recipe or inputs stopped the export (recorded, the search goes on)."""
 
 
-def worker_main(job: SearchJob, index: int = 0, cpu: int | None = None) -> int:
-    """Run trials until the study has ``job.max_trials`` of them. Returns trials run here."""
+def worker_main(job: SearchJob, index: int = 0, cpu: int | None = None, log=None) -> int:
+    """Run trials until the study has ``job.max_trials`` of them. Returns trials run here.
+    Progress goes to ``log`` (default: stderr, which Ray forwards to the driver)."""
     for key, value in job.env.items():
         os.environ.setdefault(key, value)
     if cpu is not None and hasattr(os, "sched_setaffinity"):
@@ -75,7 +77,7 @@ def worker_main(job: SearchJob, index: int = 0, cpu: int | None = None) -> int:
 
     def objective(trial):
         ran.append(trial.number)
-        return run_trial(trial, job, _log)
+        return run_trial(trial, job, log or _log)
 
     study.optimize(objective, timeout=job.timeout, catch=(TrialFailed,), gc_after_trial=True,
                    callbacks=[MaxTrialsCallback(job.max_trials, states=states)])
@@ -100,6 +102,7 @@ def run_trial(trial, job: SearchJob, log) -> tuple[float, float]:
     trial.set_user_attr("changes", list(cand.changes))
     trial.set_user_attr("key", key)
     trial.set_user_attr("violation", 1.0)     # until measured: not feasible
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     cache = TrialCache(Path(job.cache_dir))
     t0 = time.perf_counter()
     result = cache.get(key)
@@ -184,7 +187,7 @@ def _progress(trial, job: SearchJob, log, state: str, cached: bool) -> None:
 def run_local(job: SearchJob, workers: int, log) -> None:
     """``workers`` processes (1: this process), each pinned to a CPU if there are enough."""
     if workers <= 1:
-        worker_main(job)
+        worker_main(job, log=log)
         return
     import multiprocessing
 
