@@ -94,7 +94,11 @@ def run_search(opts: SearchOptions) -> SearchResult:
     primary = data.task.primary
     higher = data.task.direction(primary) == "higher"
     folder = Path(opts.out_dir) / f"{profile.name}.search"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the search's folder ({exc.strerror})", where=str(folder),
+                          fix="choose a writable --out directory") from None
     url = opts.storage or default_storage(folder)
     study_name = f"{profile.name}-" + inputs_digest({"inputs": inputs, "base": base.model_dump(mode="json"),
                                                      "space": repr(space), "sampler": opts.sampler})[:16]

@@ -8,7 +8,11 @@ written as TOML and exported like ``edgeprune export MODEL --target T --recipe F
 trial cache (cache.py), so a trial with the same inputs and recipe is never run twice.
 
 Local workers are processes started with ``spawn`` (TensorFlow does not survive a
-fork), each pinned to its own CPU where the machine has enough. Ray workers are Ray
+fork). They are not pinned to CPUs: TensorFlow sizes its thread pools by the CPUs a
+process may use, and the float sums of fine-tuning, hence the exported bytes, change
+with them (measured: the same recipe and seed exported under ``taskset -c 0`` and
+unpinned on two cores gave different int8 files). Unpinned, a trial's files are the
+bytes a plain ``export`` of its recipe makes on the same machine. Ray workers are Ray
 tasks (one CPU each) that read the model and data from the paths given, which must be
 the same on every node (a shared disk), and write to the study's storage URL.
 """
@@ -54,16 +58,11 @@ class TrialFailed(Exception):
     """A trial whose recipe or inputs stopped the export (recorded, the search goes on)."""
 
 
-def worker_main(job: SearchJob, index: int = 0, cpu: int | None = None, log=None) -> int:
+def worker_main(job: SearchJob, index: int = 0, log=None) -> int:
     """Run trials until the study has ``job.max_trials`` of them. Returns trials run here.
     Progress goes to ``log`` (default: stderr, which Ray forwards to the driver)."""
     for key, value in job.env.items():
         os.environ.setdefault(key, value)
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, {cpu})
-        except OSError:
-            pass                     # affinity refused (a container's cpuset): run unpinned
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
@@ -185,19 +184,15 @@ def _progress(trial, job: SearchJob, log, state: str, cached: bool) -> None:
 
 
 def run_local(job: SearchJob, workers: int, log) -> None:
-    """``workers`` processes (1: this process), each pinned to a CPU if there are enough."""
+    """``workers`` processes (1: this process), unpinned (see the module's docstring)."""
     if workers <= 1:
         worker_main(job, log=log)
         return
     import multiprocessing
 
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    pin = len(cpus) >= workers
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=worker_main, args=(job, i, cpus[i] if pin else None), daemon=True)
-             for i in range(workers)]
-    log(f"search: {workers} worker processes" + (f", pinned to CPUs {cpus[:workers]}" if pin else
-                                                 f" (unpinned: {len(cpus)} CPUs)"))
+    procs = [ctx.Process(target=worker_main, args=(job, i), daemon=True) for i in range(workers)]
+    log(f"search: {workers} worker processes on {os.cpu_count()} CPUs")
     for p in procs:
         p.start()
     try:
