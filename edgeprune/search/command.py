@@ -2,9 +2,9 @@
 target and is the smallest (then the cheapest to run), and write its export.
 
 1. The inputs are read and checked once, like ``export`` does (nothing runs on bad input).
-2. The study (study.py) is opened or resumed; on a new study the default recipe and a
-   deep prune + cluster recipe are enqueued as the first trials (warm starts), then the
-   sampler proposes the rest (choices.py).
+2. The study (study.py) is opened or resumed; on a new study the default recipe, a deep
+   prune + cluster recipe and channel pruning by half are enqueued as the first trials
+   (warm starts), then the sampler proposes the rest (choices.py).
 3. Workers (runner.py) run the trials, each a full export cached by its inputs and recipe.
 4. The chosen trial is the first by objective.rank_key among those meeting every budget;
    its export folder is copied into ``OUT/TARGET/`` through the same atomic swap an
@@ -137,7 +137,8 @@ def run_search(opts: SearchOptions) -> SearchResult:
 
 
 def warm_starts(base, space) -> list[dict]:
-    """The default recipe (when the space holds it) and a deep prune + cluster recipe."""
+    """The default recipe (when the space holds it), a deep prune + cluster recipe, and
+    channel pruning by half."""
     from .choices import default_params
 
     starts = []
@@ -150,6 +151,12 @@ def warm_starts(base, space) -> list[dict]:
         deep["int8_io"] = False
     if deep != default:
         starts.append(deep)
+    # Channel pruning: the one step that shrinks a dense file (a microcontroller's flash,
+    # a runtime without sparse kernels) and its compute.
+    channel = {"structure": "channel", "channels": 0.5, "clusters": 0, "qat": False,
+               "deploy": space.deploys[0], **({"int8_io": False} if "int8_io" in deep else {})}
+    if channel != default:
+        starts.append(channel)
     return starts
 
 

@@ -89,9 +89,12 @@ def test_suggest_makes_the_recipe_the_parameters_describe(params, expect):
     assert recipe.artifact_names() == [recipe.deploy]
 
 
-def test_warm_starts_are_the_default_then_a_deep_prune_and_cluster():
+def test_warm_starts_are_the_default_then_a_deep_prune_and_cluster_then_channels():
     starts = warm_starts(DIGITS_HOST, space_for(DIGITS_HOST))
     assert starts[0]["sparsity"] == 0.7 and starts[1]["sparsity"] == 0.9 and starts[1]["clusters"] == 16
+    assert starts[2]["structure"] == "channel" and starts[2]["channels"] == 0.5
+    for params in starts:
+        suggest(optuna.trial.FixedTrial(params), DIGITS_HOST, space_for(DIGITS_HOST))
 
 
 # ------------------------------------------------------------------ cache
