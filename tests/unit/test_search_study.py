@@ -266,3 +266,19 @@ def test_worker_records_a_failing_recipe_and_goes_on(tmp_path, monkeypatch):
     assert trials[0].user_attrs["error"] == "a combination the fake refuses"
     assert len(trials) == 2
     assert json.loads((tmp_path / "trials" / trials[0].user_attrs["key"] / "result.json").read_text())["error"]
+
+
+def test_epoch_hook_records_the_curve_and_stops_a_trial_below_the_median():
+    from edgeprune.search.pruning import epoch_hook
+
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    for acc in (0.90, 0.92, 0.94):
+        study.add_trial(optuna.trial.create_trial(values=[1.0, 1.0], user_attrs={
+            "curve": {"prune:0": acc - 0.1, "prune:1": acc}}))
+    trial = study.ask()
+    hook = epoch_hook(trial, MedianRule())
+    hook("prune", 0, {"val_accuracy": 0.5})              # warm-up: recorded, not stopped
+    hook("prune", 1, {"loss": 1.0})                       # nothing watched: ignored
+    with pytest.raises(optuna.TrialPruned, match="below the median 0.9200"):
+        hook("prune", 1, {"val_accuracy": 0.85})
+    assert trial.user_attrs["curve"] == {"prune:0": 0.5, "prune:1": 0.85}
