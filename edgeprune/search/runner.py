@@ -191,7 +191,7 @@ def run_local(job: SearchJob, workers: int, log) -> None:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=worker_main, args=(job, i), daemon=True) for i in range(workers)]
+    procs = [ctx.Process(target=_process_main, args=(job, i), daemon=True) for i in range(workers)]
     log(f"search: {workers} worker processes on {os.cpu_count()} CPUs")
     for p in procs:
         p.start()
@@ -205,8 +205,26 @@ def run_local(job: SearchJob, workers: int, log) -> None:
                 p.join(5)
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if failed:
+        from ..errors import EXIT_DEVICE, ConfigError, DeviceError
+
+        if all(code in (2, EXIT_DEVICE) for code in failed):   # an EdgepruneError, printed by the worker
+            kind = DeviceError if EXIT_DEVICE in failed else ConfigError
+            raise kind(f"{len(failed)} of {workers} search workers stopped (the error is above)",
+                       where="--workers", fix="fix what the error names; the study resumes where it stopped")
         raise RuntimeError(f"{len(failed)} search worker(s) failed (exit codes {failed}); see their "
                            "messages above")
+
+
+def _process_main(job: SearchJob, index: int) -> None:
+    """A local worker process: an EdgepruneError is printed as the CLI prints it, and exits
+    with its code."""
+    from ..errors import EdgepruneError
+
+    try:
+        worker_main(job, index)
+    except EdgepruneError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
 
 
 def run_ray(job: SearchJob, address: str, workers: int, log) -> None:
