@@ -55,7 +55,7 @@ def epoch_hook(trial, rule: MedianRule, log=lambda msg: None):
         done = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         others = [t.user_attrs["curve"][step] for t in done if step in t.user_attrs.get("curve", {})]
         if rule.hopeless(value, others, epoch):
-            log(f"trial {trial.number}: {WATCHED} {value:.4f} at {step}, median of {len(others)} "
+            log(f"trial {trial.number + 1}: {WATCHED} {value:.4f} at {step}, median of {len(others)} "
                 f"completed trials {statistics.median(others):.4f}: stopped")
             raise optuna.TrialPruned(f"{WATCHED} {value:.4f} at {step} is more than {rule.margin:g} "
                                      f"below the median {statistics.median(others):.4f}")
