@@ -115,7 +115,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
     if opts.storage is None and fail_stale(study):
         opts.log("search: trials left running by an interrupted search are marked failed")
     if not study.trials:
-        for params in warm_starts(base, space):
+        for params in warm_starts(base, space)[:opts.max_trials]:
             study.enqueue_trial(params)
     else:
         opts.log(f"search: resuming study {study_name} ({len(study.trials)} trials so far)")
@@ -163,6 +163,8 @@ def warm_starts(base, space) -> list[dict]:
 def trial_rows(study, higher: bool) -> list[dict]:
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if t.state.name == "WAITING":      # enqueued, never started (the trial budget ran out)
+            continue
         a = t.user_attrs
         rows.append({"number": t.number, "state": t.state.name.lower(), "label": a.get("label"),
                      "changes": a.get("changes", []), "key": a.get("key"), "cached": a.get("cached"),
