@@ -243,8 +243,8 @@ def run_ray(job: SearchJob, address: str, workers: int, log) -> None:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise DeviceError(f"cannot connect to the Ray cluster ({str(exc).splitlines()[0]})",
                           where=f"--ray {address}",
-                          fix="start it (`ray start --head`) or pass the address `ray status` "
-                              "shows") from None
+                          fix="start the cluster with Ray's own `ray start` (see docs/search.md), "
+                              "or pass the address `ray status` shows") from None
     try:
         task = ray.remote(num_cpus=1)(worker_main)
         log(f"search: {workers} Ray tasks on {address}")

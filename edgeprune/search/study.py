@@ -26,8 +26,30 @@ def storage(url: str):
     import optuna
 
     if url.startswith("sqlite:"):
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+        store = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+        _immediate(store.engine)
+        return store
     return optuna.storages.RDBStorage(url)
+
+
+def _immediate(engine) -> None:
+    """Every SQLite transaction takes the write lock when it begins (BEGIN IMMEDIATE).
+
+    Python's sqlite3 reads outside a transaction, so two processes could both read an
+    enqueued trial as waiting and both run it (the second then fails with "Cannot tell a
+    COMPLETE trial", seen with two workers); with the lock taken first, Optuna's
+    read-then-update of a trial's state is atomic across processes."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None      # the driver issues no BEGIN of its own
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()                                 # connections made before this: reopened
 
 
 def constraints(frozen) -> list[float]:
