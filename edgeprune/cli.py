@@ -169,10 +169,12 @@ def bench(artifact, target, repeats, as_json, verbose, quiet):
 
 from .check_cli import check  # noqa: E402  (each command lives in its own module)
 from .devices.commands import prepare_emulator  # noqa: E402
+from .search_cli import search  # noqa: E402
 from .validate_cli import validate  # noqa: E402
 
 cli.add_command(check)
 cli.add_command(prepare_emulator)
+cli.add_command(search)
 cli.add_command(validate)
 
 

@@ -8,11 +8,17 @@ cross-entropy on logits unless the last layer ends in a softmax.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from contextvars import ContextVar
+from typing import Any, Callable, Sequence
 
 from .. import keras_env
 from ..finite import check_trained_weights
 from ..types import Dataset
+
+
+#: Called after every fine-tuning epoch as ``hook(phase, epoch, logs)`` when set (the
+#: search stops a hopeless trial from it by raising; see edgeprune/search/pruning.py).
+EPOCH_HOOK: ContextVar[Callable[[str, int, dict], None] | None] = ContextVar("EPOCH_HOOK", default=None)
 
 
 def outputs_probabilities(model) -> bool:
@@ -51,7 +57,13 @@ def fit(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: fl
     seed = int(np.random.randint(2 ** 31 - 1)) if data.streamed else 0
     from ..progress import keras_callbacks
 
-    result = model.fit(epochs=epochs, callbacks=list(callbacks) + keras_callbacks(phase), verbose=0,
+    callbacks = list(callbacks) + keras_callbacks(phase)
+    hook = EPOCH_HOOK.get()
+    if hook is not None:
+        k = keras_env.keras()
+        callbacks.append(k.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: hook(phase, epoch, dict(logs or {}))))
+    result = model.fit(epochs=epochs, callbacks=callbacks, verbose=0,
                        **fit_arguments(data, batch_size, seed))
     for metric, values in result.history.items():
         history.setdefault(f"{phase}.{metric}", []).extend(float(v) for v in values)

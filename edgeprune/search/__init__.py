@@ -5,7 +5,18 @@ smallest search there is: when the default recipe's deployed artifact misses
 ``max_accuracy_drop``, try a short ladder of gentler recipes within a budget of
 time and keep the best that meets the budgets. Both are independent of how a
 candidate is evaluated: the caller passes ``evaluate(candidate) -> Trial`` (the
-export's compress, export, validate and budget stages, see pipeline.py), so a wider
-search reuses the candidates, the :class:`~edgeprune.search.backoff.Trial` record and
-:func:`~edgeprune.search.backoff.best`.
+export's compress, export, validate and budget stages, see pipeline.py).
+
+``edgeprune search`` is the wide search, on Optuna; each trial is a whole
+``run_export`` of one candidate, and nothing here reaches inside it:
+
+    command.py      the command: inputs checked once, study, workers, choice, output
+    choices.py      the recipe space as Optuna parameters (candidates via space.derive)
+    objective.py    objectives, constraint, ranking and Pareto fronts from a trial's report
+    study.py        storage (SQLite by default), samplers, the constraints function
+    runner.py       the worker loop and one trial; local processes and Ray tasks
+    cache.py        trials keyed by the sha256 of model, data, target, recipe and seed
+    pruning.py      the median rule that stops a hopeless trial after its early epochs
+    recipe_toml.py  the chosen recipe as a TOML file that ``export --recipe`` reads back
+    table.py        the terminal table
 """

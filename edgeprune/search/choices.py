@@ -1,0 +1,155 @@
+"""The recipe space the search samples, as Optuna parameters.
+
+Every parameter is categorical (so the default recipe's own values can be among the
+choices and the default recipe enqueued as the first trial)::
+
+    structure      none | unstructured | channel          (magnitude or channel pruning)
+    sparsity       0.5 .. 0.95 and the default's         (unstructured)
+    scope          per_layer | global                    (unstructured)
+    floor          0.3 | 0.5 | 0.7 and the default's     (stem and classifier at most this sparse)
+    channels       0.1 .. 0.6 and the default's          (channel: fraction of channels removed)
+    clusters       0 (off) | 8 | 16 | 32                 (weight clustering, sparsity kept)
+    qat            false | true                          (QAT, preserving sparsity/clusters)
+    deploy         the artifacts the base recipe makes, float32 left out
+    int8_io        false | true                          (int8 TFLite only, when the base is false)
+
+A trial's recipe makes only its deployed artifact (``quantize`` and ``formats`` narrowed
+to it), so it costs one conversion; fine-tuning epochs, seed and everything else come
+from the base recipe (the target's default, the reference model's, ``--recipe``,
+``--epochs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..recipe import ClusterSpec, PruneSpec, QatSpec, Recipe
+from .space import Candidate, derive
+
+SPARSITY = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+FLOORS = (0.3, 0.5, 0.7)
+CHANNELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+CLUSTERS = (0, 8, 16, 32)
+
+
+@dataclass(frozen=True)
+class Space:
+    deploys: tuple[str, ...]
+    sparsity: tuple[float, ...]
+    floors: tuple[float, ...]
+    channels: tuple[float, ...]
+    int8_io: bool                    # search int8 I/O (the base recipe has it off)
+
+
+def space_for(base: Recipe, deploys: tuple[str, ...] | None = None) -> Space:
+    names = deploys or tuple(n for n in base.artifact_names() if not n.startswith("float32."))
+    names = names or (base.deploy,)
+    if base.deploy in names:         # the default's deploy first: the first trial is the default
+        names = (base.deploy,) + tuple(n for n in names if n != base.deploy)
+    prune = base.prune
+    sparsity, floors, channels = set(SPARSITY), set(FLOORS), set(CHANNELS)
+    if prune is not None and prune.structure == "unstructured":
+        sparsity.add(prune.final_sparsity)
+    if prune is not None and prune.structure == "channel":
+        channels.add(prune.final_sparsity)
+    if prune is not None and prune.stem_and_classifier_max_sparsity is not None:
+        floors.add(prune.stem_and_classifier_max_sparsity)
+    return Space(tuple(names), tuple(sorted(sparsity)), tuple(sorted(floors)), tuple(sorted(channels)),
+                 int8_io=not base.int8_io)
+
+
+def suggest(trial, base: Recipe, space: Space) -> Candidate:
+    """The candidate recipe of an Optuna trial (``trial.suggest_categorical`` calls only)."""
+    structure = trial.suggest_categorical("structure", ["none", "unstructured", "channel"])
+    params: dict = {"structure": structure}
+    if structure == "unstructured":
+        params["sparsity"] = trial.suggest_categorical("sparsity", list(space.sparsity))
+        params["scope"] = trial.suggest_categorical("scope", ["per_layer", "global"])
+        params["floor"] = trial.suggest_categorical("floor", list(space.floors))
+    elif structure == "channel":
+        params["channels"] = trial.suggest_categorical("channels", list(space.channels))
+    params["clusters"] = trial.suggest_categorical("clusters", list(CLUSTERS))
+    params["qat"] = trial.suggest_categorical("qat", [False, True])
+    params["deploy"] = trial.suggest_categorical("deploy", list(space.deploys))
+    if space.int8_io and params["deploy"] == "int8.tflite":
+        params["int8_io"] = trial.suggest_categorical("int8_io", [False, True])
+    return candidate(base, params)
+
+
+def candidate(base: Recipe, params: dict) -> Candidate:
+    """The recipe ``params`` (a trial's parameters) make from ``base``."""
+    epochs = base.finetune.epochs
+    prune_base = base.prune.model_dump(mode="python") if base.prune is not None else {}
+    prune = None
+    if params["structure"] == "unstructured":
+        prune_base.pop("block_size", None)
+        prune = PruneSpec(**{**prune_base, "structure": "unstructured",
+                             "final_sparsity": params["sparsity"], "scope": params["scope"],
+                             "initial_sparsity": min(prune_base.get("initial_sparsity", 0.0),
+                                                     params["sparsity"]),
+                             "stem_and_classifier_max_sparsity": params["floor"]})
+    elif params["structure"] == "channel":
+        prune = PruneSpec(structure="channel", final_sparsity=params["channels"],
+                          importance=prune_base.get("importance", "l1"))
+    cluster = None
+    if params["clusters"]:
+        cluster = ClusterSpec(number_of_clusters=params["clusters"],
+                              preserve_sparsity=params["structure"] == "unstructured",
+                              epochs=base.cluster.epochs if base.cluster else max(1, epochs // 2))
+    qat = None
+    if params["qat"]:
+        preserve = {(True, True): "sparsity_and_clusters", (True, False): "sparsity",
+                    (False, True): "clusters", (False, False): "none"}[
+            (params["structure"] == "unstructured", cluster is not None)]
+        qat = QatSpec(preserve=preserve, epochs=base.qat.epochs if base.qat else max(1, epochs // 2))
+    precision, fmt = params["deploy"].split(".")
+    cand = derive(base, _label(params), prune=prune, cluster=cluster, qat=qat, quantize=(precision,),
+                  formats=(fmt,), deploy=params["deploy"],
+                  int8_io=params.get("int8_io", base.int8_io))
+    return cand
+
+
+def default_params(base: Recipe, space: Space) -> dict | None:
+    """The parameters whose candidate is ``base`` (narrowed to its deployed artifact), or
+    None when the base recipe is outside the space (block or 2:4 pruning, a regularizer,
+    clusters not in the choices)."""
+    prune = base.prune
+    if base.regularize is not None or base.deploy not in space.deploys:
+        return None
+    clusters = base.cluster.number_of_clusters if base.cluster else 0
+    if clusters not in CLUSTERS:
+        return None
+    params: dict = {"structure": "none" if prune is None else prune.structure}
+    if prune is not None and prune.structure == "unstructured":
+        if prune.stem_and_classifier_max_sparsity is None:
+            return None
+        params.update(sparsity=prune.final_sparsity, scope=prune.scope,
+                      floor=prune.stem_and_classifier_max_sparsity)
+    elif prune is not None and prune.structure == "channel":
+        params["channels"] = prune.final_sparsity
+    elif prune is not None:
+        return None
+    params.update(clusters=clusters, qat=base.qat is not None, deploy=base.deploy)
+    if space.int8_io and base.deploy == "int8.tflite":
+        params["int8_io"] = base.int8_io
+    # The candidate must be the base recipe itself (narrowed to its deploy), not a neighbour.
+    narrowed = derive(base, "default", quantize=(base.deploy.split(".")[0],),
+                      formats=(base.deploy.split(".")[1],)).recipe
+    return params if candidate(base, params).recipe == narrowed else None
+
+
+def _label(params: dict) -> str:
+    parts = []
+    if params["structure"] == "unstructured":
+        parts.append(f"prune {params['sparsity']:.0%} {params['scope'].replace('_', '-')}"
+                     f" floor {params['floor']:g}")
+    elif params["structure"] == "channel":
+        parts.append(f"channels -{params['channels']:.0%}")
+    else:
+        parts.append("no pruning")
+    if params["clusters"]:
+        parts.append(f"cluster {params['clusters']}")
+    if params["qat"]:
+        parts.append("QAT")
+    parts.append(params["deploy"] + (" int8 I/O" if params.get("int8_io") else ""))
+    return ", ".join(parts)

@@ -1,0 +1,253 @@
+"""Running trials: one worker, N local processes, or Ray tasks, all writing to one study.
+
+A worker loads the study and runs ``study.optimize`` until the study holds
+``max_trials`` trials (counting those still running, so N workers stop together) or
+its ``timeout`` passes. Each trial is a full ``run_export`` of one candidate recipe,
+written as TOML and exported like ``edgeprune export MODEL --target T --recipe FILE
+--seed S`` would, validated and judged like any export; its folder is kept in the
+trial cache (cache.py), so a trial with the same inputs and recipe is never run twice.
+
+Local workers are processes started with ``spawn`` (TensorFlow does not survive a
+fork). They are not pinned to CPUs: TensorFlow sizes its thread pools by the CPUs a
+process may use, and the float sums of fine-tuning, hence the exported bytes, change
+with them (measured: the same recipe and seed exported under ``taskset -c 0`` and
+unpinned on two cores gave different int8 files). Unpinned, a trial's files are the
+bytes a plain ``export`` of its recipe makes on the same machine. Ray workers are Ray
+tasks (one CPU each) that read the model and data from the paths given, which must be
+the same on every node (a shared disk), and write to the study's storage URL.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class SearchJob:
+    """Everything a worker needs, picklable (sent to processes and Ray tasks)."""
+
+    target: str
+    model: str | None
+    data: str | None
+    metric: str | None
+    metric_direction: str | None
+    train_epochs: int | None
+    base_recipe: dict                  # Recipe.model_dump(mode="python")
+    space: object                      # choices.Space
+    inputs: dict                       # digests the trial key is made of
+    primary: str                       # the task's primary metric
+    higher_is_better: bool
+    cost_names: tuple[str, ...]
+    storage: str
+    study_name: str
+    sampler: str
+    seed: int
+    cache_dir: str
+    max_trials: int
+    timeout: float | None
+    prune_rule: object | None          # pruning.MedianRule, or None: never stop a trial early
+    env: dict = field(default_factory=dict)   # EDGEPRUNE_* and the like, for remote workers
+
+
+class TrialFailed(Exception):
+    """A trial whose recipe or inputs stopped the export (recorded, the search goes on)."""
+
+
+def worker_main(job: SearchJob, index: int = 0, log=None) -> int:
+    """Run trials until the study has ``job.max_trials`` of them. Returns trials run here.
+    Progress goes to ``log`` (default: stderr, which Ray forwards to the driver)."""
+    for key, value in job.env.items():
+        os.environ.setdefault(key, value)
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    from .study import open_study
+
+    study = open_study(job.storage, job.study_name, job.sampler, job.seed + index)
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+    if len(study.get_trials(deepcopy=False, states=states)) >= job.max_trials:
+        return 0
+    ran = []
+
+    def objective(trial):
+        ran.append(trial.number)
+        return run_trial(trial, job, log or _log)
+
+    study.optimize(objective, timeout=job.timeout, catch=(TrialFailed,), gc_after_trial=True,
+                   callbacks=[MaxTrialsCallback(job.max_trials, states=states)])
+    return len(ran)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_trial(trial, job: SearchJob, log) -> tuple[float, float]:
+    """One trial: the candidate, from the cache or a full export; its objectives."""
+    from ..recipe import Recipe
+    from .cache import TrialCache, trial_key
+    from .choices import suggest
+    from .objective import objectives
+
+    base = Recipe.model_validate(job.base_recipe)
+    cand = suggest(trial, base, job.space)
+    key = trial_key(job.inputs, cand.recipe)
+    trial.set_user_attr("label", cand.label)
+    trial.set_user_attr("changes", list(cand.changes))
+    trial.set_user_attr("key", key)
+    trial.set_user_attr("violation", 1.0)     # until measured: not feasible
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    cache = TrialCache(Path(job.cache_dir))
+    t0 = time.perf_counter()
+    result = cache.get(key)
+    cached = result is not None
+    if result is None:
+        result = export_trial(trial, job, cand.recipe, cache.entry(key), log)
+        cache.put(key, result)
+    trial.set_user_attr("cached", cached)
+    trial.set_user_attr("seconds", round(result.get("seconds", 0.0), 1))
+    trial.set_user_attr("wall_seconds", round(time.perf_counter() - t0, 1))
+    if "error" in result:
+        trial.set_user_attr("error", result["error"])
+        _progress(trial, job, log, f"error: {result['error']}", cached)
+        raise TrialFailed(result["error"])
+    for name in ("deploy", "file", "sha256", "size_bytes", "gzip_bytes", "cost_name", "cost", "metric",
+                 "baseline_metric", "metric_drop", "budgets", "violation", "failed"):
+        trial.set_user_attr(name, result[name])
+    values = objectives(result)
+    state = "meets every budget" if result["violation"] == 0 else f"misses {', '.join(result['failed'])}"
+    _progress(trial, job, log, state + f", {values[0]:.0f} B gzip"
+              + (f", {result['cost_name']} {result['cost']:.4g}" if result["cost"] is not None else "")
+              + (f", {result['metric_name']} {result['metric']:.4f}" if result["metric"] is not None else ""),
+              cached)
+    return values
+
+
+def export_trial(trial, job: SearchJob, recipe, entry: Path, log) -> dict:
+    """A full export of ``recipe`` into the cache entry; its summary (or the error)."""
+    import json
+    import shutil
+
+    from ..compress.training import EPOCH_HOOK
+    from ..errors import ConfigError, InputError, UnsupportedError
+    from ..pipeline import ExportOptions, run_export
+    from .objective import summarize
+    from .pruning import epoch_hook
+    from .recipe_toml import write_recipe
+
+    if entry.exists():
+        shutil.rmtree(entry)         # an incomplete entry (a pruned or killed trial)
+    entry.mkdir(parents=True)
+    path = entry / "recipe.toml"
+    write_recipe(recipe, path, header=f"search trial {trial.number} of study {job.study_name}")
+    lines: list[str] = []
+    token = EPOCH_HOOK.set(epoch_hook(trial, job.prune_rule, log) if job.prune_rule else None)
+    t0 = time.perf_counter()
+    try:
+        result = run_export(ExportOptions(
+            target=job.target, out_dir=entry / "out", model=job.model, data=job.data, recipe=path,
+            seed=recipe.seed, train_epochs=job.train_epochs, backoff=False, metric=job.metric,
+            metric_direction=job.metric_direction, log=lines.append))
+        report = json.loads(result.report.to_json())
+        out = summarize(report, job.primary, job.cost_names)
+        out["folder"] = str(result.out_dir.relative_to(entry))
+    except (ConfigError, InputError, UnsupportedError) as exc:
+        out = {"error": str(exc).splitlines()[0]}
+    finally:
+        EPOCH_HOOK.reset(token)
+        (entry / "log.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.update(metric_name=job.primary, higher_is_better=job.higher_is_better,
+               seconds=time.perf_counter() - t0)
+    return out
+
+
+def _progress(trial, job: SearchJob, log, state: str, cached: bool) -> None:
+    from optuna.trial import TrialState
+
+    from .objective import objectives
+
+    done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    feasible = [(t.values[0], t.values[1], t.number) for t in done
+                if t.user_attrs.get("violation", 1.0) == 0 and t.values]
+    if trial.user_attrs.get("violation", 1.0) == 0:        # this trial, not yet marked complete
+        feasible.append((*objectives(trial.user_attrs), trial.number))
+    best = min(feasible, default=None)
+    best_text = (f"best so far: trial {best[2]}, {best[0]:.0f} B gzip"
+                 if best is not None else "best so far: none meets every budget")
+    log(f"trial {trial.number + 1}/{job.max_trials}: {trial.user_attrs.get('label')}: {state}"
+        f"{' (cached)' if cached else ''}; {best_text}")
+
+
+def run_local(job: SearchJob, workers: int, log) -> None:
+    """``workers`` processes (1: this process), unpinned (see the module's docstring)."""
+    if workers <= 1:
+        worker_main(job, log=log)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_process_main, args=(job, i), daemon=True) for i in range(workers)]
+    log(f"search: {workers} worker processes on {os.cpu_count()} CPUs")
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if failed:
+        from ..errors import EXIT_DEVICE, ConfigError, DeviceError
+
+        if all(code in (2, EXIT_DEVICE) for code in failed):   # an EdgepruneError, printed by the worker
+            kind = DeviceError if EXIT_DEVICE in failed else ConfigError
+            raise kind(f"{len(failed)} of {workers} search workers stopped (the error is above)",
+                       where="--workers", fix="fix what the error names; the study resumes where it stopped")
+        raise RuntimeError(f"{len(failed)} search worker(s) failed (exit codes {failed}); see their "
+                           "messages above")
+
+
+def _process_main(job: SearchJob, index: int) -> None:
+    """A local worker process: an EdgepruneError is printed as the CLI prints it, and exits
+    with its code."""
+    from ..errors import EdgepruneError
+
+    try:
+        worker_main(job, index)
+    except EdgepruneError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
+
+
+def run_ray(job: SearchJob, address: str, workers: int, log) -> None:
+    """``workers`` Ray tasks on the cluster at ``address``, one CPU each."""
+    from ..errors import ConfigError, DeviceError
+
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs Ray, which is not installed", where="--ray",
+                          fix="pip install 'edgeprune[ray]'") from None
+    env = {k: v for k, v in os.environ.items() if k.startswith(("EDGEPRUNE_", "TF_CPP"))}
+    try:
+        ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": env},
+                 logging_level="ERROR")
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise DeviceError(f"cannot connect to the Ray cluster ({str(exc).splitlines()[0]})",
+                          where=f"--ray {address}",
+                          fix="start the cluster with Ray's own `ray start` (see docs/search.md), "
+                              "or pass the address `ray status` shows") from None
+    try:
+        task = ray.remote(num_cpus=1)(worker_main)
+        log(f"search: {workers} Ray tasks on {address}")
+        ray.get([task.remote(job, i) for i in range(workers)])
+    finally:
+        ray.shutdown()

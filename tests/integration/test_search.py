@@ -1,0 +1,144 @@
+"""A real search: trials that are full exports of the digits reference model on this
+machine, the chosen export reproduced byte for byte by `export --recipe`, a rerun that
+costs nothing, and the same search run as Ray tasks on a Ray head started on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from edgeprune.pipeline import ExportOptions, run_export
+from edgeprune.search.command import SearchOptions, run_search
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+# This machine, with an accuracy budget one fine-tuning epoch meets.
+TARGET = """
+name = "host-search"
+description = "this machine, LiteRT; a loose accuracy budget"
+arch = "x86_64"
+cpu = "x86-64"
+
+[runtime]
+engine = "litert"
+
+[device]
+kind = "local"
+
+[recipe]
+prune = { final_sparsity = 0.75 }
+finetune = { epochs = 1 }
+quantize = ["int8"]
+formats = ["tflite"]
+
+[budgets]
+max_size_bytes = 100_000
+max_accuracy_drop = 0.08
+"""
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    path = tmp_path_factory.mktemp("search") / "host-search.toml"
+    path.write_text(TARGET)
+    return path
+
+
+def test_search_exports_the_smallest_recipe_within_budgets_and_export_reproduces_it(target, tmp_path):
+    logged: list[str] = []
+    result = run_search(SearchOptions(target=str(target), out_dir=tmp_path, max_trials=2,
+                                      finetune_epochs=1, log=logged.append))
+    s = result.report["search"]
+    assert [r["state"] for r in s["trials"]] == ["complete", "complete"]
+    chosen = next(r for r in s["trials"] if r["number"] == s["chosen"]["trial"])
+    meets = [r for r in s["trials"] if r["violation"] == 0]
+    assert chosen["gzip_bytes"] == min(r["gzip_bytes"] for r in meets)
+    assert result.report["verdict"] == "pass" and s["pareto"]["metric_vs_size"]
+    assert any(line.startswith("trial 2/2: ") and "best so far" in line for line in logged)
+    folder = result.out_dir
+    deployed = folder / result.report["artifacts"][-1]["file"]
+    assert deployed.is_file() and (folder / "recipe.toml").is_file()
+    assert {p.name for p in folder.iterdir()} >= {"report.json", "manifest.json", "recipe.toml"}
+    # export --recipe recipe.toml --seed S makes the same deployed bytes
+    again = run_export(ExportOptions(target=str(target), out_dir=tmp_path / "again",
+                                     recipe=folder / "recipe.toml", seed=result.report["seed"]))
+    assert (again.out_dir / deployed.name).read_bytes() == deployed.read_bytes()
+    # a rerun finds the study complete: no trial runs (no export, no progress line), the same
+    # artifact comes out
+    results = sorted((tmp_path / "host-search.search" / "trials").glob("*/result.json"))
+    stamps = [p.stat().st_mtime_ns for p in results]
+    again_log: list[str] = []
+    rerun = run_search(SearchOptions(target=str(target), out_dir=tmp_path, max_trials=2, finetune_epochs=1,
+                                     log=again_log.append))
+    assert len(rerun.report["search"]["trials"]) == 2 and len(results) == 2
+    assert not [line for line in again_log if line.startswith("trial ")]
+    assert [p.stat().st_mtime_ns for p in results] == stamps
+    assert (rerun.out_dir / deployed.name).read_bytes() == deployed.read_bytes()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head():
+    """A Ray head on loopback with two CPUs, stopped (its whole process group) afterwards."""
+    import ray  # noqa: F401  (a test dependency: missing, this fails rather than skips)
+
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="ep-ray-", dir="/tmp")   # short: Ray's socket paths are limited
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_bin = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+                             f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                             "--disable-usage-stats", f"--temp-dir={temp}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert head.poll() is None, "ray start --head exited"
+        time.sleep(0.5)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(head.pid, signal.SIGKILL)   # whatever of the group is left
+        except ProcessLookupError:
+            pass
+        head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_search_runs_its_trials_as_ray_tasks_into_one_study(target, tmp_path, ray_head):
+    result = run_search(SearchOptions(target=str(target), out_dir=tmp_path, max_trials=2, seed=0,
+                                      finetune_epochs=1, workers=2, ray=ray_head, prune_trials=False))
+    s = result.report["search"]
+    assert s["engine"] == f"ray {ray_head}"
+    assert [r["state"] for r in s["trials"]] == ["complete", "complete"]
+    workers = {r["worker"] for r in s["trials"]}
+    assert f"{socket.gethostname()}:{os.getpid()}" not in workers and len(workers) == 2
+    assert not any(r["cached"] for r in s["trials"])
+    report = json.loads((result.out_dir / "report.json").read_text())
+    assert report["search"]["chosen"]["trial"] in (0, 1)

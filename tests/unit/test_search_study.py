@@ -1,0 +1,284 @@
+"""The search's pieces without a real export: the recipe space, TOML round trip, the trial
+cache, objectives and constraint, the Pareto fronts, the choice, the pruning rule, and the
+worker loop over a real Optuna study with the export replaced by a fake."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from edgeprune.errors import ConfigError
+from edgeprune.recipe import ClusterSpec, FinetuneSpec, PruneSpec, QatSpec, Recipe, load_recipe
+from edgeprune.search import runner
+from edgeprune.search.cache import TrialCache, trial_key
+from edgeprune.search.choices import candidate, default_params, space_for, suggest
+from edgeprune.search.command import choose, warm_starts
+from edgeprune.search.objective import objectives, pareto, rank_key, summarize, violation
+from edgeprune.search.pruning import MedianRule
+from edgeprune.search.recipe_toml import dumps, write_recipe
+
+DIGITS_HOST = Recipe(prune=PruneSpec(final_sparsity=0.7, frequency=10),
+                     finetune=FinetuneSpec(epochs=8))
+
+
+# ------------------------------------------------------------------ recipe TOML
+
+def test_write_recipe_reads_back_the_same_recipe_when_every_section_is_set(tmp_path):
+    recipe = Recipe(seed=7, prune=PruneSpec(scope="global", final_sparsity=0.85,
+                                            per_layer={"conv/1": 0.25}, stem_and_classifier_max_sparsity=0.3),
+                    cluster=ClusterSpec(number_of_clusters=8), qat=QatSpec(preserve="sparsity_and_clusters"),
+                    quantize=("int8",), formats=("tflite",), int8_io=True,
+                    finetune=FinetuneSpec(learning_rate=1e-05))
+    write_recipe(recipe, tmp_path / "r.toml", header="line one\nline two")
+    assert load_recipe(tmp_path / "r.toml") == recipe
+    assert (tmp_path / "r.toml").read_text().startswith("# line one\n# line two\n")
+
+
+def test_write_recipe_writes_steps_that_are_off_as_false(tmp_path):
+    recipe = Recipe(prune=None, quantize=("float16",), formats=("tflite",), deploy="float16.tflite")
+    assert "prune = false" in dumps(recipe)
+    write_recipe(recipe, tmp_path / "r.toml")
+    assert load_recipe(tmp_path / "r.toml").prune is None
+
+
+def test_write_recipe_refuses_when_a_none_would_read_back_as_the_default(tmp_path):
+    recipe = Recipe(prune=PruneSpec(stem_and_classifier_max_sparsity=None))
+    with pytest.raises(ConfigError, match="differs in prune"):
+        write_recipe(recipe, tmp_path / "r.toml")
+    assert not (tmp_path / "r.toml").exists()
+
+
+# ------------------------------------------------------------------ space
+
+def test_default_params_give_the_base_recipe_narrowed_to_its_deployed_artifact():
+    space = space_for(DIGITS_HOST)
+    params = default_params(DIGITS_HOST, space)
+    assert params["structure"] == "unstructured" and params["sparsity"] == 0.7
+    got = candidate(DIGITS_HOST, params).recipe
+    assert got.quantize == ("int8",) and got.formats == ("tflite",)
+    assert got.prune == DIGITS_HOST.prune and got.finetune == DIGITS_HOST.finetune
+
+
+def test_space_lists_the_default_deploy_first_and_leaves_float32_out():
+    space = space_for(DIGITS_HOST)
+    assert space.deploys[0] == "int8.tflite"
+    assert not any(d.startswith("float32.") for d in space.deploys)
+    assert "int8.onnx" in space.deploys
+
+
+def test_default_params_are_none_when_the_base_recipe_is_outside_the_space():
+    base = Recipe(prune=PruneSpec(structure="m_by_n"))
+    assert default_params(base, space_for(base)) is None
+
+
+@pytest.mark.parametrize("params, expect", [
+    ({"structure": "channel", "channels": 0.3, "clusters": 16, "qat": True, "deploy": "int8.tflite",
+      "int8_io": True}, lambda r: r.prune.structure == "channel" and not r.cluster.preserve_sparsity
+     and r.qat.preserve == "clusters" and r.int8_io),
+    ({"structure": "unstructured", "sparsity": 0.9, "scope": "global", "floor": 0.3, "clusters": 8,
+      "qat": True, "deploy": "int8.onnx"}, lambda r: r.qat.preserve == "sparsity_and_clusters"
+     and r.formats == ("onnx",) and r.prune.stem_and_classifier_max_sparsity == 0.3),
+    ({"structure": "none", "clusters": 0, "qat": False, "deploy": "float16.tflite"},
+     lambda r: r.prune is None and r.cluster is None and r.deploy == "float16.tflite"),
+])
+def test_suggest_makes_the_recipe_the_parameters_describe(params, expect):
+    recipe = suggest(optuna.trial.FixedTrial(params), DIGITS_HOST, space_for(DIGITS_HOST)).recipe
+    assert expect(recipe)
+    assert recipe.artifact_names() == [recipe.deploy]
+
+
+def test_warm_starts_are_the_default_then_a_deep_prune_and_cluster_then_channels():
+    starts = warm_starts(DIGITS_HOST, space_for(DIGITS_HOST))
+    assert starts[0]["sparsity"] == 0.7 and starts[1]["sparsity"] == 0.9 and starts[1]["clusters"] == 16
+    assert starts[2]["structure"] == "channel" and starts[2]["channels"] == 0.5
+    for params in starts:
+        suggest(optuna.trial.FixedTrial(params), DIGITS_HOST, space_for(DIGITS_HOST))
+
+
+# ------------------------------------------------------------------ cache
+
+def test_trial_key_changes_with_the_seed_the_recipe_and_the_inputs():
+    inputs = {"model": "a", "data": "b"}
+    key = trial_key(inputs, DIGITS_HOST)
+    assert key == trial_key(dict(inputs), DIGITS_HOST)
+    assert key != trial_key(inputs, DIGITS_HOST.model_copy(update={"seed": 1}))
+    assert key != trial_key({"model": "a", "data": "c"}, DIGITS_HOST)
+    assert key != trial_key(inputs, DIGITS_HOST.model_copy(update={"int8_io": True}))
+
+
+def test_trial_cache_hits_only_a_complete_entry(tmp_path):
+    cache = TrialCache(tmp_path)
+    assert cache.get("k") is None
+    cache.put("k", {"gzip_bytes": 10})
+    assert cache.get("k") is None                  # result.json but no export folder: not a hit
+    (cache.entry("k") / "out").mkdir()
+    assert cache.get("k")["gzip_bytes"] == 10
+    cache.put("e", {"error": "bad recipe"})
+    assert cache.get("e")["error"] == "bad recipe"  # an error needs no folder
+    (cache.entry("k") / "result.json").write_text("{not json")
+    assert cache.get("k") is None
+
+
+# ------------------------------------------------------------------ objectives
+
+def _budget(name, limit, value, verdict):
+    return {"name": name, "figure": name, "artifact": "int8.tflite", "limit": limit, "value": value,
+            "verdict": verdict}
+
+
+def test_violation_is_zero_when_every_budget_passes_and_grows_with_the_excess():
+    assert violation([_budget("max_size_bytes", 100, 50, "pass")]) == 0
+    assert violation([_budget("max_size_bytes", 100, 150, "fail")]) == pytest.approx(0.5)
+    assert violation([_budget("max_latency_ms", 5, None, "not_measured")]) == 1.0
+    assert violation([_budget("max_accuracy_drop", 0.01, 0.01, "fail")]) == pytest.approx(1e-6)
+
+
+def _report(gzip, latency, acc, budgets):
+    fig = lambda v: {"value": v, "unit": "-", "method": "measured", "by": "x"}  # noqa: E731
+    return {"deploy": "int8.tflite", "budgets": budgets, "artifacts": [
+        {"name": "baseline.keras", "measurements": {"accuracy": fig(0.97)}},
+        {"name": "int8.tflite", "file": "model_int8.tflite", "sha256": "s",
+         "measurements": {"accuracy": fig(acc), "size_bytes": fig(gzip * 2), "gzip_bytes": fig(gzip),
+                          **({"latency_ms": fig(latency)} if latency is not None else {})}}]}
+
+
+def test_summarize_reads_size_cost_metric_and_verdicts_of_the_deployed_artifact():
+    s = summarize(_report(900, 0.02, 0.96, [_budget("max_accuracy_drop", 0.01, 0.011, "fail")]),
+                  "accuracy", ("instructions_per_invoke", "latency_ms"))
+    assert (s["gzip_bytes"], s["cost_name"], s["cost"], s["metric"]) == (900, "latency_ms", 0.02, 0.96)
+    assert s["failed"] == ["max_accuracy_drop"] and s["violation"] > 0 and s["metric_drop"] == 0.011
+    assert objectives(s) == (900.0, 0.02)
+    missing = summarize(_report(900, None, 0.96, []), "accuracy", ("latency_ms",))
+    assert missing["cost"] is None and objectives(missing)[1] == 1e30
+
+
+def _row(number, gzip, cost, metric, v=0.0):
+    return {"number": number, "gzip_bytes": gzip, "size_bytes": gzip, "cost": cost, "metric": metric,
+            "violation": v, "state": "complete", "failed": [] if v == 0 else ["max_accuracy_drop"],
+            "budgets": [_budget("max_accuracy_drop", 0.01, 0.02 if v else 0.0, "fail" if v else "pass")]}
+
+
+def test_pareto_keeps_the_trials_no_other_beats_on_both_metric_and_size():
+    rows = [_row(0, 1000, 1.0, 0.97), _row(1, 500, 2.0, 0.95), _row(2, 800, 0.5, 0.94),
+            _row(3, 400, 3.0, 0.90)]
+    assert pareto(rows, "size", True) == [3, 1, 0]
+    assert pareto(rows, "cost", True) == [2, 0]
+
+
+def test_choose_takes_the_smallest_that_meets_every_budget_then_the_cheapest():
+    rows = [_row(0, 300, 1.0, 0.9, v=0.5), _row(1, 500, 2.0, 0.95), _row(2, 500, 1.0, 0.94),
+            _row(3, 900, 0.1, 0.97)]
+    assert choose(rows, "host")["number"] == 2
+    assert min(rows, key=rank_key)["number"] == 2
+
+
+def test_choose_names_the_budget_no_trial_met():
+    rows = [_row(0, 300, 1.0, 0.9, v=0.5), _row(1, 200, 1.0, 0.8, v=2.0)]
+    with pytest.raises(ConfigError, match="max_accuracy_drop: the lowest value tried is 0.02") as err:
+        choose(rows, "cortex-m4")
+    assert "budgets max_accuracy_drop" in err.value.where and "--max-trials" in err.value.fix
+
+
+# ------------------------------------------------------------------ pruning
+
+def test_median_rule_stops_only_after_warmup_with_enough_trials_and_beyond_the_margin():
+    rule = MedianRule(warmup=1, startup=3, margin=0.02)
+    others = [0.9, 0.92, 0.94]
+    assert not rule.hopeless(0.5, others, epoch=0)          # warm-up
+    assert not rule.hopeless(0.5, others[:2], epoch=1)      # too few completed trials
+    assert not rule.hopeless(0.905, others, epoch=1)        # within the margin
+    assert rule.hopeless(0.85, others, epoch=1)
+
+
+# ------------------------------------------------------------------ the worker loop, export faked
+
+def _job(tmp_path, max_trials=4, prune_rule=None):
+    base = DIGITS_HOST.model_copy(update={"quantize": ("int8", "float16"), "formats": ("tflite",)})
+    return runner.SearchJob(
+        target="host", model=None, data=None, metric=None, metric_direction=None, train_epochs=None,
+        base_recipe=base.model_dump(mode="python"), space=space_for(base), inputs={"model": "m"},
+        primary="accuracy", higher_is_better=True, cost_names=("latency_ms",),
+        storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s", sampler="tpe", seed=0,
+        cache_dir=str(tmp_path / "trials"), max_trials=max_trials, timeout=None, prune_rule=prune_rule)
+
+
+def _fake_export(calls):
+    def export(trial, job, recipe, entry, log):
+        calls.append(recipe)
+        (entry / "out").mkdir(parents=True, exist_ok=True)
+        if recipe.prune is not None and recipe.prune.structure == "channel" and recipe.qat is not None:
+            return {"error": "a combination the fake refuses", "seconds": 0.0}
+        sparsity = recipe.prune.final_sparsity if recipe.prune is not None else 0.0
+        drop = sparsity / 20
+        budgets = [_budget("max_accuracy_drop", 0.04, drop, "pass" if drop <= 0.04 else "fail")]
+        out = summarize(_report(int(1000 * (1 - sparsity)) + (8 if recipe.cluster else 0), 0.01,
+                                0.97 - drop, budgets), job.primary, job.cost_names)
+        return {**out, "seconds": 0.0, "metric_name": "accuracy", "higher_is_better": True}
+    return export
+
+
+def test_worker_runs_max_trials_records_constraints_and_a_rerun_costs_nothing(tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(runner, "export_trial", _fake_export(calls))
+    job = _job(tmp_path)
+    from edgeprune.search.study import open_study
+
+    study = open_study(job.storage, job.study_name, job.sampler, 0)
+    for params in warm_starts(Recipe.model_validate(job.base_recipe), job.space):
+        study.enqueue_trial(params)
+    assert runner.worker_main(job) == 4
+    trials = open_study(job.storage, job.study_name, "tpe", 0).trials
+    assert len(trials) == 4 and len(calls) == len({trial_key(job.inputs, r) for r in calls})
+    first = trials[0]
+    assert first.params["sparsity"] == 0.7 and first.user_attrs["violation"] == 0
+    assert first.values == [300.0, 0.01]
+    deep = trials[1]                                   # 90% global + cluster 16: misses the drop
+    assert deep.user_attrs["violation"] > 0 and deep.user_attrs["failed"] == ["max_accuracy_drop"]
+    # the same study again: full, nothing runs; a new study with the same trials: all cached
+    assert runner.worker_main(job) == 0
+    again = _job(tmp_path)
+    again.study_name = "s2"
+    study2 = open_study(again.storage, "s2", "tpe", 0)
+    for t in trials:
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            study2.enqueue_trial(t.params)
+    before = len(calls)
+    again.max_trials = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    runner.worker_main(again)
+    assert len(calls) == before
+    assert all(t.user_attrs["cached"] for t in open_study(again.storage, "s2", "tpe", 0).trials)
+
+
+def test_worker_records_a_failing_recipe_and_goes_on(tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(runner, "export_trial", _fake_export(calls))
+    job = _job(tmp_path, max_trials=2)
+    from edgeprune.search.study import open_study
+
+    study = open_study(job.storage, job.study_name, job.sampler, 0)
+    study.enqueue_trial({"structure": "channel", "channels": 0.3, "clusters": 0, "qat": True,
+                         "deploy": "int8.tflite", "int8_io": False})
+    runner.worker_main(job)
+    trials = open_study(job.storage, job.study_name, "tpe", 0).trials
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    assert trials[0].user_attrs["error"] == "a combination the fake refuses"
+    assert len(trials) == 2
+    assert json.loads((tmp_path / "trials" / trials[0].user_attrs["key"] / "result.json").read_text())["error"]
+
+
+def test_epoch_hook_records_the_curve_and_stops_a_trial_below_the_median():
+    from edgeprune.search.pruning import epoch_hook
+
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    for acc in (0.90, 0.92, 0.94):
+        study.add_trial(optuna.trial.create_trial(values=[1.0, 1.0], user_attrs={
+            "curve": {"prune:0": acc - 0.1, "prune:1": acc}}))
+    trial = study.ask()
+    hook = epoch_hook(trial, MedianRule())
+    hook("prune", 0, {"val_accuracy": 0.5})              # warm-up: recorded, not stopped
+    hook("prune", 1, {"loss": 1.0})                       # nothing watched: ignored
+    with pytest.raises(optuna.TrialPruned, match="below the median 0.9200"):
+        hook("prune", 1, {"val_accuracy": 0.85})
+    assert trial.user_attrs["curve"] == {"prune:0": 0.5, "prune:1": 0.85}
