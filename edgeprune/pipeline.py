@@ -24,6 +24,7 @@ from .measure.artifacts import classifier_task, flat_outputs, validate
 from .output import sha256_file, staged_dir
 from .preflight import preflight
 from .recipe import Recipe, load_recipe
+from .report.html import render_report
 from .report.schema import ArtifactRecord, BudgetVerdict, Report, figure
 from .report.summary import data_summary, model_summary, task_notes
 from .targets import TargetProfile, load_target
@@ -269,6 +270,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
             artifacts=records, deploy=recipe.deploy, budgets=outcome.budgets + extra_verdicts,
             advice=_notes(profile) + task_notes(profile, data) + _advice(profile, records))
         (staging / "report.json").write_text(report.to_json())
+        (staging / "report.html").write_text(render_report(report.to_dict()), encoding="utf-8")
         (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts, staging), indent=2) + "\n")
     log(clock.summary())
     return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started,
