@@ -447,7 +447,9 @@ def _target_summary(profile: TargetProfile) -> dict:
 
 def _manifest(report: Report, artifacts: list[Artifact], staging: Path) -> dict:
     """Every file with its path inside the output folder (firmware/ and rejected/ included)."""
-    return {"schema_version": report.schema_version, "target": report.target["name"],
+    from .report.manifest import checked_manifest
+
+    return checked_manifest({"schema_version": report.schema_version, "target": report.target["name"],
             "deploy": report.deploy,
             "source": {"name": "baseline.keras", "origin": report.model["source"],
                        "sha256": report.model["sha256"]},
@@ -455,4 +457,4 @@ def _manifest(report: Report, artifacts: list[Artifact], staging: Path) -> dict:
                        for r in report.artifacts if r.format == "keras" and r.file is None],
             "artifacts": [{"name": a.name, "file": a.path.relative_to(staging).as_posix(), "format": a.format, "precision": a.precision,
                            "encoding": a.encoding, "sha256": a.sha256, "size_bytes": a.size_bytes,
-                           "parent": a.parent, "settings": a.settings} for a in artifacts]}
+                           "parent": a.parent, "settings": a.settings} for a in artifacts]})
