@@ -124,7 +124,7 @@ def _metric_chart(report: dict, arts: list[dict], deploy: Any) -> str:
 
 def _latency_chart(arts: list[dict], deploy: Any, name: str, chart_id: str, title: str, series: str,
                    tag: str) -> str:
-    rows, how = [], ""
+    rows, how, how_deploy = [], "", ""
     for art in arts:
         fig = _fig(art, name)
         if not fig:
@@ -141,14 +141,16 @@ def _latency_chart(arts: list[dict], deploy: Any, name: str, chart_id: str, titl
         elif isinstance(fig.get("p90"), (int, float)):
             lo, hi = value, fig["p90"]
             text += f" (p90 {fmt_ms(fig['p90'])})"
-            how = f"by: {fig.get('by', '')}"
+            how = f"measured by {fig.get('by', '')}"
         rows.append(Bar(art["name"], value, text, series if series != "a" else _series(art, deploy),
                         lo, hi, str(fig.get("by", ""))))
+        if art["name"] == deploy:
+            how_deploy = f"{deploy}: {how}"
     if not rows:
         return ""
     cls = "tag est" if tag == "estimate" else "tag"
     return (f'<h3>{escape(title.split(" (")[0])}<span class="{cls}">{escape(tag)}</span></h3>'
-            + bars(chart_id, title, rows, fmt_ms) + f'<p class="note">{escape(how)}</p>')
+            + bars(chart_id, title, rows, fmt_ms) + f'<p class="note">{escape(how_deploy or how)}</p>')
 
 
 def _distribution(arts: list[dict]) -> str:
