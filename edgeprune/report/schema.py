@@ -136,7 +136,8 @@ class BudgetVerdict(_Positional):
     figure: StrictStr
     artifact: StrictStr
     limit: Number
-    value: Number | None
+    # not finite where a relative drop has a baseline of 0 (max_metric_rel_drop): inf
+    value: Annotated[int | float, BeforeValidator(_item)] | None
     verdict: Literal["pass", "fail", "not_measured"]
     note: StrictStr = ""
 
