@@ -16,11 +16,12 @@
 #                    compile TFLite Micro + CMSIS-NN and the bare-metal harness for Cortex-M
 #   qemu-system-arm  runs it on the emulated Cortex-M4/M7/M55 boards (mps2-an386/an500, mps3-an547)
 #   patch            applies TFLM's flatbuffers patch when the sources come from upstream
+#   chromium         renders report.html / check.html headless in tests/integration/test_report_html.py
 set -euo pipefail
 
 packages=(qemu-user mmdebstrap gpg uidmap debian-archive-keyring gcc libc6-dev libfaketime
           xz-utils ca-certificates openssh-client openssh-server util-linux
-          gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm patch)
+          gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm patch chromium)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -130,7 +130,7 @@ def artifact_rows(report: dict) -> list[str]:
                        and not k.startswith("this machine")), {})
         enc = checks.get("dense encoding")
         sparse = (("bit-exact" if enc["max_abs_diff"] == 0 else f"max |diff| {enc['max_abs_diff']:.3g}")
-                  if enc else f"not compared ({art['settings'].get('encoding_reason', '')[:70]})"
+                  if enc else f"not compared ({art['settings'].get('encoding_reason', '')[:100]})"
                   if art["format"] == "tflite" else "-")
         sibling = ""
         if art["format"] == "onnx":

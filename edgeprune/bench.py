@@ -21,6 +21,7 @@ from .errors import ConfigError, InputError
 from .measure.latency import latency_stats
 from .measure.ops import ops_figure, render_top_ops
 from .measure.size import sizes
+from .report.bench_model import checked_bench
 from .targets import load_target
 
 SAMPLES = 8
@@ -82,7 +83,7 @@ def bench_artifact(artifact: str | Path, target: str, *, repeats: int | None = N
     if run.arena_bytes is not None:
         out["arena_bytes"] = run.arena_bytes
     out.update(run.extra.get("figures", {}))   # the device's own (emulated Cortex-M: edgeprune/mcu)
-    return out
+    return checked_bench(out)
 
 
 def render(result: dict) -> str:

@@ -46,6 +46,8 @@ _NON_NEGATIVE = click.FloatRange(min=0)
               help="Also write JUnit XML here (one testsuite per target).")
 @click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write a Markdown summary here (e.g. for $GITHUB_STEP_SUMMARY).")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the comparison as a self-contained HTML page here (e.g. check.html).")
 @click.option("--latency-rel", type=_NON_NEGATIVE,
               help="Latency may grow by this fraction (overrides the profile).")
 @click.option("--size-rel", type=_NON_NEGATIVE,
@@ -64,7 +66,7 @@ _NON_NEGATIVE = click.FloatRange(min=0)
                    "(default 0.05).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def check(report: Path, baseline: Path, update_baseline: bool, show_all: bool, remeasure: bool,
-          junit_path: Path | None, markdown_path: Path | None, as_json: bool,
+          junit_path: Path | None, markdown_path: Path | None, html_path: Path | None, as_json: bool,
           **tolerances: float | None) -> None:
     """Compare REPORT (report.json from `edgeprune export`) with a committed BASELINE."""
     overrides = {_TOLERANCE_OPTIONS[k]: v for k, v in tolerances.items() if v is not None}
@@ -73,7 +75,7 @@ def check(report: Path, baseline: Path, update_baseline: bool, show_all: bool, r
             code = _update(report, baseline)
         else:
             code = _check(report, baseline, overrides, remeasure, show_all, junit_path,
-                          markdown_path, as_json)
+                          markdown_path, as_json, html_path)
     except EdgepruneError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -92,8 +94,13 @@ def _update(report: Path, baseline: Path) -> int:
 
 def _check(report: Path, baseline: Path, overrides: dict[str, float], remeasure: bool,
            show_all: bool, junit_path: Path | None, markdown_path: Path | None,
-           as_json: bool) -> int:
+           as_json: bool, html_path: Path | None = None) -> int:
     result = check_files(report, baseline, overrides=overrides, remeasure=remeasure)
+    if html_path is not None:
+        from .output import write_atomic
+        from .report.html import render_check
+
+        write_atomic(html_path, render_check(result.to_dict()).encode("utf-8"))
     if junit_path is not None:
         from .report.junit import write_junit
 

@@ -5,7 +5,8 @@ usual export once per target (each writes ``OUT/<target>/`` exactly as a single 
 does), while :func:`compress` hands every target whose compression settings are the
 same (seed, prune, finetune, regularize, cluster, qat, task, data) the model the first
 one trained: the same seed gives the same weights, so training again would only cost
-time. Then ``OUT/summary.json`` and a table compare the targets side by side.
+time. Then ``OUT/summary.json``, ``OUT/summary.html`` and a table compare the targets side
+by side.
 """
 
 from __future__ import annotations
@@ -103,8 +104,12 @@ def run_targets(opts, targets: list[str], log=lambda msg: None) -> FleetResult:
     fleet.summary = summarize(fleet.outcomes)
     fleet.summary_path = Path(opts.out_dir) / "summary.json"
     from .output import write_atomic
+    from .report.html import render_comparison
 
     write_atomic(fleet.summary_path, (json.dumps(fleet.summary, indent=2) + "\n").encode())
+    reports = {o.target: o.result.report.to_dict() for o in fleet.outcomes if o.result is not None}
+    if reports:   # the targets side by side, beside summary.json
+        write_atomic(fleet.summary_path.with_suffix(".html"), render_comparison(reports).encode())
     return fleet
 
 

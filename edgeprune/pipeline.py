@@ -25,6 +25,7 @@ from .output import sha256_file, staged_dir
 from .preflight import preflight
 from .progress import stage
 from .recipe import Recipe, load_recipe
+from .report.html import render_report
 from .report.schema import ArtifactRecord, BudgetVerdict, Report, figure
 from .report.summary import data_summary, model_summary, task_notes
 from .targets import TargetProfile, load_target
@@ -274,6 +275,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
             artifacts=records, deploy=recipe.deploy, budgets=outcome.budgets + extra_verdicts,
             advice=_notes(profile) + task_notes(profile, data) + _advice(profile, records))
         (staging / "report.json").write_text(report.to_json())
+        (staging / "report.html").write_text(render_report(report.to_dict()), encoding="utf-8")
         (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts, staging), indent=2) + "\n")
     log(clock.summary())
     return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started,
@@ -451,7 +453,9 @@ def _target_summary(profile: TargetProfile) -> dict:
 
 def _manifest(report: Report, artifacts: list[Artifact], staging: Path) -> dict:
     """Every file with its path inside the output folder (firmware/ and rejected/ included)."""
-    return {"schema_version": report.schema_version, "target": report.target["name"],
+    from .report.manifest import checked_manifest
+
+    return checked_manifest({"schema_version": report.schema_version, "target": report.target["name"],
             "deploy": report.deploy,
             "source": {"name": "baseline.keras", "origin": report.model["source"],
                        "sha256": report.model["sha256"]},
@@ -459,4 +463,4 @@ def _manifest(report: Report, artifacts: list[Artifact], staging: Path) -> dict:
                        for r in report.artifacts if r.format == "keras" and r.file is None],
             "artifacts": [{"name": a.name, "file": a.path.relative_to(staging).as_posix(), "format": a.format, "precision": a.precision,
                            "encoding": a.encoding, "sha256": a.sha256, "size_bytes": a.size_bytes,
-                           "parent": a.parent, "settings": a.settings} for a in artifacts]}
+                           "parent": a.parent, "settings": a.settings} for a in artifacts]})

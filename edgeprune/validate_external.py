@@ -47,6 +47,7 @@ def run_validate(opts: ValidateOptions):
     from .measure.artifacts import validate
     from .pipeline import ExportResult, _firmware, _manifest, _notes, _target_summary
     from .recipe import load_recipe
+    from .report.html import render_report
     from .report.schema import ArtifactRecord, Report
     from .report.summary import data_summary, task_notes
     from .sources.external import describe_artifact
@@ -112,6 +113,7 @@ def run_validate(opts: ValidateOptions):
             budgets=judge_budgets(profile, record, reference[0] if reference else None, path, data.task),
             advice=[note] + _notes(profile) + task_notes(profile, data))
         (staging / "report.json").write_text(report.to_json())
+        (staging / "report.html").write_text(render_report(report.to_dict()), encoding="utf-8")
         (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts, staging), indent=2) + "\n")
     log(clock.summary())
     return ExportResult(report=report, out_dir=final, seconds=time.perf_counter() - started,

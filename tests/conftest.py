@@ -101,6 +101,26 @@ def tiny_int8_tflite(tmp_path_factory, tiny_cnn, tiny_data):
     return path
 
 
+def export_digits(out, *extra):
+    """`edgeprune export` of the reference model (digits, few epochs) for host, as a user runs it."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "edgeprune", "export", "--target", "host", "--out", str(out),
+           "--train-epochs", "10", "--epochs", "2", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ})
+
+
+@pytest.fixture(scope="session")
+def digits_export(tmp_path_factory):
+    """One host export of the reference model per session: (its OUT/host folder, the process);
+    the export tests and the report.html and schema tests read the same files."""
+    out = tmp_path_factory.mktemp("dist")
+    proc = export_digits(out)
+    assert proc.returncode in (0, 3), proc.stderr[-3000:]
+    return out / "host", proc
+
+
 MINI_RECIPE = ('quantize = ["int8"]\nformats = ["tflite"]\nfinetune = { epochs = 0 }\n'
                'representative_samples = 8\ntflite_sparse_encoding = "never"\n')
 

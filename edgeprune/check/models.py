@@ -12,89 +12,18 @@ an emulated or microcontroller target as ``latency_ms`` with ``by`` ending in
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, PlainValidator, StrictInt, StrictStr,
-                      ValidationError, create_model, model_validator)
+from pydantic import BaseModel, Field, StrictInt, StrictStr, ValidationError, create_model, model_validator
 
 from ..errors import ConfigError, InputError
+from ..report.figures import (OPEN, Breakdown, ClassesFigure, Control, Count, Figure, LatencyFigure,  # noqa: F401
+                              Number, OpRow, OpsFigure, Positive)
 from ..report.schema import SCHEMA_VERSION
 from ..targets import Tolerances
 from .rules import LATENCY_FIGURES, NUMERIC
 
 LEGACY_HOST_NOTE = "(this machine, not the target)"
-
-
-def _number(value: Any) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value!r}")
-    return value
-
-
-def _positive(value: Any) -> float | int:
-    value = _number(value)
-    if value <= 0:
-        raise ValueError(f"must be above 0, got {value!r}")
-    return value
-
-
-Number = Annotated[float, PlainValidator(_number)]
-Positive = Annotated[float, PlainValidator(_positive)]
-Count = Annotated[StrictInt, Field(ge=0)]
-
-_OPEN = ConfigDict(extra="allow", frozen=True)
-
-
-class Figure(BaseModel):
-    """One measured or estimated figure: ``{"value", "unit", "method", "by", ...}``."""
-
-    model_config = _OPEN
-    value: Number | None = None
-    unit: StrictStr = ""
-    method: Literal["measured", "estimated"]
-    by: StrictStr
-
-
-class Control(BaseModel):
-    """The runner's control workload timed in blocks beside the model (see runner.py)."""
-
-    model_config = _OPEN
-    workload: StrictStr
-    pairs: list[tuple[Positive, Positive]] = Field(min_length=1)   # [control ms, model ms]
-
-
-class LatencyFigure(Figure):
-    samples: list[Positive] | None = Field(None, min_length=1)
-    control: Control | None = None
-
-
-class ClassesFigure(Figure):
-    value: dict[StrictStr, Count] | None = None
-
-
-class Breakdown(BaseModel):
-    model_config = _OPEN
-    tensors: dict[StrictStr, Count] = Field(default_factory=dict)
-    ops: dict[StrictStr, Count] = Field(default_factory=dict)
-
-
-class OpRow(BaseModel):
-    model_config = _OPEN
-    index: StrictInt
-    op: StrictStr
-    name: StrictStr | None = None
-    instructions: Count | None = None
-    ms: Number | None = None
-    estimate_ms: Number | None = None
-    share: Number | None = None
-
-
-class OpsFigure(Figure):
-    value: Any = None
-    rows: list[OpRow] = Field(default_factory=list)
 
 
 def _legacy_host_latency(data: Any) -> Any:
@@ -131,14 +60,14 @@ _FIELDS.update({name: (LatencyFigure | None, None) for name in LATENCY_FIGURES})
 _FIELDS.update(instructions_by_class=(ClassesFigure | None, None),
                breakdown=(Breakdown | None, None), ops=(OpsFigure | None, None))
 Measurements = create_model(
-    "Measurements", __config__=_OPEN,
+    "Measurements", __config__=OPEN,
     __validators__={"normalised": model_validator(mode="before")(
         lambda cls, data: _normalised(data))},
     **_FIELDS)
 
 
 class Artifact(BaseModel):
-    model_config = _OPEN
+    model_config = OPEN
     name: StrictStr = Field(min_length=1)
     file: StrictStr | None = None
     format: StrictStr
@@ -161,7 +90,7 @@ class Artifact(BaseModel):
 
 
 class Budget(BaseModel):
-    model_config = _OPEN
+    model_config = OPEN
     name: StrictStr
     figure: StrictStr | None = None
     artifact: StrictStr | None = None
@@ -172,7 +101,7 @@ class Budget(BaseModel):
 
 
 class Target(BaseModel):
-    model_config = _OPEN
+    model_config = OPEN
     name: StrictStr = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     engine: StrictStr
     threads: StrictInt
@@ -183,7 +112,7 @@ class Target(BaseModel):
 
 
 class Report(BaseModel):
-    model_config = _OPEN
+    model_config = OPEN
     schema_version: StrictInt
     target: Target
     artifacts: list[Artifact]

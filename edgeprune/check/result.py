@@ -125,7 +125,10 @@ class CheckResult:
         return None
 
     def to_dict(self) -> dict:
-        return {
+        """The ``check --json`` output, checked against :class:`~.output_model.CheckOutput`."""
+        from .output_model import CheckOutput
+
+        out = {
             "verdict": self.verdict,
             "targets": self.targets,
             "latency_method": self.latency_method,
@@ -139,3 +142,5 @@ class CheckResult:
                        "failed_budgets": len(self.failed_budgets)},
             "seconds": round(self.seconds, 3),
         }
+        CheckOutput.model_validate(out)
+        return out

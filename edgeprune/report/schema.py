@@ -1,5 +1,7 @@
 """report.json: the shape every consumer (the table, `edgeprune check`, JUnit,
-Markdown) reads. Bump SCHEMA_VERSION on any incompatible change.
+Markdown, report.html) reads, as pydantic models; its JSON Schema is generated from them
+(edgeprune/schemas/report.schema.json, docs/schemas.md). Bump SCHEMA_VERSION on any
+incompatible change.
 
 Every figure is a mapping with ``value``, ``unit``, ``method`` ("measured" or
 "estimated") and ``by`` (the runtime and device, or the estimation model)::
@@ -61,12 +63,22 @@ figures are fractions in [0, 1]. A budget's verdict is "pass", "fail" or
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, computed_field
+
+from .figures import Measurements
 
 SCHEMA_VERSION = 1
 
 Method = Literal["measured", "estimated"]
+
+
+def _item(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") and hasattr(value, "dtype") else value
+
+
+Number = Annotated[int | float, BeforeValidator(_item), Field(allow_inf_nan=False)]
 
 
 def figure(value: Any, unit: str, by: str, method: Method = "measured", **extra: Any) -> dict:
@@ -76,47 +88,80 @@ def figure(value: Any, unit: str, by: str, method: Method = "measured", **extra:
     return out
 
 
-@dataclass
-class ArtifactRecord:
-    name: str
-    format: str
-    precision: str
-    file: str | None = None
-    encoding: str = "dense"
-    sha256: str | None = None
-    parent: str | None = None
-    settings: dict = field(default_factory=dict)
-    measurements: dict = field(default_factory=dict)
+def _plain(value: Any) -> Any:
+    """``value`` as JSON would carry it (numpy scalars and arrays, tuples: plain values)."""
+    return json.loads(json.dumps(value, default=_jsonable))
 
 
-@dataclass
-class BudgetVerdict:
-    name: str
-    figure: str
-    artifact: str
-    limit: float
-    value: float | None
+def _figures(measurements: dict) -> dict:
+    """Every figure checked against :class:`~edgeprune.report.figures.Measurements`; the
+    mapping itself is kept (callers read and add figures as dicts)."""
+    Measurements.model_validate(_plain(measurements))
+    return measurements
+
+
+class _Positional(BaseModel):
+    """Also built from positional arguments, in field order (as the dataclasses it replaced)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args:
+            names = list(type(self).model_fields)
+            if len(args) > len(names):
+                raise TypeError(f"{type(self).__name__} takes at most {len(names)} positional arguments")
+            kwargs.update(zip(names, args))
+        super().__init__(**kwargs)
+
+
+_STRICT = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+
+class ArtifactRecord(_Positional):
+    """One artifact (or in-memory stage) with its lineage and figures."""
+
+    model_config = _STRICT
+    name: StrictStr = Field(min_length=1)
+    format: StrictStr
+    precision: StrictStr
+    file: StrictStr | None = None
+    encoding: StrictStr = "dense"
+    sha256: StrictStr | None = None
+    parent: StrictStr | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    measurements: Annotated[dict[str, dict[str, Any]], AfterValidator(_figures)] = Field(default_factory=dict)
+
+
+class BudgetVerdict(_Positional):
+    model_config = _STRICT
+    name: StrictStr
+    figure: StrictStr
+    artifact: StrictStr
+    limit: Number
+    value: Number | None
     verdict: Literal["pass", "fail", "not_measured"]
-    note: str = ""
+    note: StrictStr = ""
 
 
-@dataclass
-class Report:
-    target: dict
-    model: dict
-    data: dict
-    seed: int
-    recipe: dict
-    compression: dict
+class Report(_Positional):
+    """report.json. :meth:`to_json` checks the whole document against this model again
+    (figures included) before it is written."""
+
+    model_config = _STRICT
+    schema_version: StrictInt = SCHEMA_VERSION
+    tool: dict[str, Any] = Field(default_factory=dict)
+    target: dict[str, Any]
+    model: dict[str, Any]
+    data: dict[str, Any]
+    seed: StrictInt
+    recipe: dict[str, Any]
+    compression: dict[str, Any]
     artifacts: list[ArtifactRecord]
-    deploy: str
+    deploy: StrictStr
     budgets: list[BudgetVerdict]
-    advice: list[str]
-    tool: dict = field(default_factory=dict)
-    schema_version: int = SCHEMA_VERSION
+    advice: list[StrictStr]
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Literal["pass", "fail"]:
         return "fail" if any(b.verdict != "pass" for b in self.budgets) else "pass"
 
     def artifact(self, name: str) -> ArtifactRecord:
@@ -126,14 +171,12 @@ class Report:
         raise KeyError(name)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["verdict"] = self.verdict
-        order = ["schema_version", "tool", "target", "model", "data", "seed", "recipe",
-                 "compression", "artifacts", "deploy", "budgets", "advice", "verdict"]
-        return {key: data[key] for key in order}
+        return self.model_dump()
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False, default=_jsonable) + "\n"
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=False, default=_jsonable) + "\n"
+        Report.model_validate({k: v for k, v in json.loads(text).items() if k != "verdict"})
+        return text
 
 
 def _jsonable(value: Any) -> Any:

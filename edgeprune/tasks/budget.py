@@ -39,11 +39,9 @@ def metric_drop(baseline: Mapping[str, Any], deployed: Mapping[str, Any], metric
     return round(drop, 9), direction
 
 
-def relative_drop(drop: float, base: float | None) -> float:
-    """``drop`` as a fraction of the baseline's value; any worsening from a perfect 0 is inf."""
-    if base is None or base == 0:
-        return 0.0 if drop <= 0 else float("inf")
-    return round(drop / abs(base), 9)
+def relative_drop(drop: float, base: float) -> float:
+    """``drop`` as a fraction of the (non-zero) baseline's value."""
+    return round(drop / abs(base), 9) if base else 0.0
 
 
 def check_budget_metric(budgets, task: Task, where: str) -> None:
@@ -90,7 +88,14 @@ def quality_verdicts(budgets, task: Task, baseline, deploy) -> list[BudgetVerdic
         how = ("baseline minus deployed" if direction == "higher"
                else "deployed minus baseline (lower is better)")
         if name == "max_metric_rel_drop":
-            drop, how = relative_drop(drop, _value(baseline.measurements, metric)), f"({how}) / |baseline|"
+            base = _value(baseline.measurements, metric)
+            if not base and drop > 0:   # any worsening of a perfect 0 is unbounded, relatively
+                out.append(BudgetVerdict(name, metric, deploy.name, limit, None, "fail",
+                                         f"{metric}: the baseline's is 0 and the deployed file's "
+                                         f"is worse by {drop:.6g}; set budgets.max_metric_drop "
+                                         "for an absolute limit"))
+                continue
+            drop, how = relative_drop(drop, base), f"({how}) / |baseline|"
         out.append(BudgetVerdict(name, metric, deploy.name, limit, drop,
                                  "pass" if drop <= limit else "fail",
                                  f"{metric}: {how}, on the test split"))

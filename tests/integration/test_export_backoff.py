@@ -70,4 +70,4 @@ def test_default_recipe_backs_off_to_a_gentler_recipe_and_reports_every_attempt(
     on_disk = json.loads((result.out_dir / "report.json").read_text())
     assert on_disk["compression"]["backoff"] == backoff
     assert sorted(p.name for p in result.out_dir.iterdir()) == ["manifest.json", "model_int8.tflite",
-                                                                "report.json"]
+                                                                "report.html", "report.json"]

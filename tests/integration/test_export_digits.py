@@ -13,17 +13,14 @@ pytestmark = pytest.mark.slow
 
 
 def _export(out, *extra):
-    cmd = [sys.executable, "-m", "edgeprune", "export", "--target", "host", "--out", str(out),
-           "--train-epochs", "10", "--epochs", "2", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ})
+    from conftest import export_digits
+
+    return export_digits(out, *extra)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
-    proc = _export(out)
-    assert proc.returncode in (0, 3), proc.stderr[-3000:]
-    return out / "host", proc
+def exported(digits_export):
+    return digits_export
 
 
 def test_export_writes_report_manifest_and_artifacts(exported):

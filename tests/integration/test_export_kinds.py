@@ -94,7 +94,11 @@ def test_export_regression_autoencoder_reports_reconstruction_error(tmp_path, ke
     assert "accuracy" not in report["artifacts"][0]["measurements"]
     base, deployed = _m(report, "baseline.keras", "mse"), _m(report, "int8.tflite", "mse")
     assert 0 < base < 0.06 and deployed < base * 1.5 and _m(report, "int8.tflite", "max_abs_error") > 0
-    assert any("max_accuracy_drop does not apply" in line for line in report["advice"])
+    # the target's relative quality budget judges the regression's error (max_accuracy_drop cannot)
+    (rel,) = [b for b in report["budgets"] if b["name"] == "max_metric_rel_drop"]
+    assert rel["figure"] == "mse" and rel["verdict"] in ("pass", "fail")
+    assert rel["value"] == pytest.approx((deployed - base) / base, abs=1e-6)
+    assert not any("max_accuracy_drop does not apply" in line for line in report["advice"])
     assert result.stages["compress"] > 0
 
 

@@ -97,7 +97,7 @@ def test_export_two_targets_compresses_once_and_writes_summary(tmp_path):
     with activate(Reporter(sink=lines.append, tty=False)) as log:
         opts = ExportOptions(target="host", out_dir=tmp_path, train_epochs=10, finetune_epochs=1, log=log)
         fleet = run_targets(opts, ["host", "coral-edgetpu"], log=log)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["coral-edgetpu", "host", "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coral-edgetpu", "host", "summary.html", "summary.json"]
     reports = {t: json.loads((tmp_path / t / "report.json").read_text()) for t in ("host", "coral-edgetpu")}
     assert sum("reusing its model" in line for line in lines) == 1        # trained once, for host
     assert sum("epoch 1/1" in line for line in lines) == 1
@@ -110,3 +110,5 @@ def test_export_two_targets_compresses_once_and_writes_summary(tmp_path):
     assert fleet.exit_code == max(codes) == summary["exit_code"]
     table = render_targets(summary)
     assert table.splitlines()[2].startswith("host ") and "coral-edgetpu" in table
+    page = (tmp_path / "summary.html").read_text()
+    assert "<svg" in page and "coral-edgetpu" in page and "host" in page

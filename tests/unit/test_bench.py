@@ -4,6 +4,15 @@ estimate (and no wall time) on an emulated board, per-op rows on both."""
 import pytest
 
 from edgeprune.bench import bench_artifact, render
+from edgeprune.schemas import shipped
+
+
+def assert_valid_bench_json(result):
+    import json
+
+    import jsonschema
+
+    jsonschema.validate(json.loads(json.dumps(result)), shipped("bench"), cls=jsonschema.Draft202012Validator)
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +26,7 @@ def test_bench_on_host_measures_latency_and_times_each_op(int8_file):
     assert "latency_estimate_ms" not in result and "instructions_per_invoke" not in result
     assert result["ops"]["method"] == "measured" and all(r["ms"] > 0 for r in result["ops"]["rows"])
     assert "(measured)" in render(result)
+    assert_valid_bench_json(result)
 
 
 @pytest.mark.qemu
@@ -36,3 +46,4 @@ def test_bench_on_emulated_board_gives_the_labelled_estimate_and_no_wall_time(in
     text = render(result)
     assert f"estimated, 4 threads, +-{cal.error_rel:.0%} on {cal.error_rows} published figures" in text
     assert "0.0000 ms" not in text and "top" in text
+    assert_valid_bench_json(result)

@@ -34,6 +34,8 @@ def _script_problems(text: str) -> tuple[str, list[str]]:
     for module, path, flags in SCRIPT.findall(text):
         source = (PACKAGE.parent / (module.replace(".", "/") + ".py")) if module \
             else PACKAGE.parent / path
+        if module and not source.is_file():   # a package run with -m: its __main__.py
+            source = PACKAGE.parent / module.replace(".", "/") / "__main__.py"
         if not source.is_file():
             out.append(f"python {module or path}: no such script")
             continue

@@ -13,7 +13,7 @@ from tflite_chain import fc_chain
 from edgeprune.devices.base import RunResult
 from edgeprune.budgets import judge_budgets
 from edgeprune.measure.artifacts import measure
-from edgeprune.report.schema import ArtifactRecord
+from edgeprune.report.schema import ArtifactRecord, figure
 from edgeprune.targets import load_target
 from edgeprune.tasks import OutputTask, Task
 from edgeprune.types import Artifact, Dataset
@@ -66,7 +66,7 @@ def test_measure_names_host_time_host_latency_ms_when_target_is_not_this_machine
     assert "never gated" in m["host_latency_ms"]["note"]
     record = ArtifactRecord(name=art.name, format="tflite", precision="int8", measurements=m)
     baseline = ArtifactRecord(name="baseline.keras", format="keras", precision="float32",
-                              measurements={"accuracy": {"value": 1.0}})
+                              measurements={"accuracy": figure(1.0, "fraction", "tf_keras")})
     latency = next(b for b in judge_budgets(profile, record, baseline, art.path, data.task)
                    if b.name == "max_latency_ms")
     if profile.device.kind not in ("qemu", "tflm"):   # emulated cores judge it on the estimate

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from edgeprune.recipe import OnnxQuantSpec
-from edgeprune.report.schema import ArtifactRecord
+from edgeprune.report.schema import ArtifactRecord, figure
 from edgeprune.siblings import qdq_reference_accuracy, sibling_gaps, weight_granularity
 
 
 def _record(name, accuracy, settings=None):
     precision, fmt = name.split(".")
     return ArtifactRecord(name=name, format=fmt, precision=precision, settings=settings or {},
-                          measurements={"accuracy": {"value": accuracy}})
+                          measurements={"accuracy": figure(accuracy, "fraction", "litert")})
 
 
 @pytest.fixture(scope="module")

@@ -109,13 +109,14 @@ def test_quality_verdicts_judge_max_metric_drop_on_the_task_metric():
 
 
 @pytest.mark.parametrize("mse, verdict, value", [((0.10, 0.109), "pass", 0.09), ((0.10, 0.16), "fail", 0.6),
-                                                 ((0.10, 0.08), "pass", -0.2), ((0.0, 0.01), "fail", float("inf"))])
+                                                 ((0.10, 0.08), "pass", -0.2), ((0.0, 0.01), "fail", None),
+                                                 ((0.0, 0.0), "pass", 0.0)])
 def test_quality_verdicts_judge_max_metric_rel_drop_as_a_fraction_of_the_baseline(mse, verdict, value):
     task = Task(outputs=(OutputTask("r", "regression", (4,)),))
     base, dep = _records(mse=mse)
     (v,) = quality_verdicts(Budgets(max_metric_rel_drop=0.1), task, base, dep)
     assert (v.name, v.figure, v.verdict) == ("max_metric_rel_drop", "mse", verdict)
-    assert v.value == pytest.approx(value)
+    assert v.value == (None if value is None else pytest.approx(value))
 
 
 def test_every_bundled_target_bounds_a_regression_s_quality():
