@@ -16,7 +16,7 @@
 #                    compile TFLite Micro + CMSIS-NN and the bare-metal harness for Cortex-M
 #   qemu-system-arm  runs it on the emulated Cortex-M4/M7/M55 boards (mps2-an386/an500, mps3-an547)
 #   patch            applies TFLM's flatbuffers patch when the sources come from upstream
-#   chromium         renders report.html / check.html headless in tests/integration/test_report_html.py
+#   chromium         renders report.html / check.html headless in tests/integration/test_html_in_chromium.py
 set -euo pipefail
 
 packages=(qemu-user mmdebstrap gpg uidmap debian-archive-keyring gcc libc6-dev libfaketime
