@@ -7,7 +7,7 @@ from edgeprune.report import units
 from edgeprune.report.fleet_table import render_targets
 from edgeprune.report.schema import figure
 from edgeprune.report.table import render
-from tests.check_reports import make_report
+from check_reports import make_report
 
 
 @pytest.mark.parametrize("ms, shown", [(0.0045, "4.5 us"), (0.23, "230 us"), (12.34, "12.3 ms"),
