@@ -10,10 +10,10 @@ def duration_ms(ms) -> str:
     if ms is None:
         return "-"
     ms = float(ms)
-    if ms < 1.0:
+    if abs(ms) < 1.0:
         return f"{ms * 1000:.3g} us"
-    if ms < 1000.0:
-        return f"{ms:.3g} ms" if ms < 100 else f"{ms:,.0f} ms"
+    if abs(ms) < 1000.0:
+        return f"{ms:.3g} ms" if abs(ms) < 100 else f"{ms:,.0f} ms"
     return f"{ms / 1000:.3g} s"
 
 
@@ -22,9 +22,9 @@ def size_bytes(n) -> str:
     if n is None:
         return "-"
     n = float(n)
-    if n < 1024:
+    if abs(n) < 1024:
         return f"{n:,.0f} B"
-    if n < 1024 ** 2:
+    if abs(n) < 1024 ** 2:
         return f"{n / 1024:,.1f} KiB"
     return f"{n / 1024 ** 2:,.2f} MiB"
 

@@ -8,6 +8,8 @@ import math
 from html import escape
 from typing import Any, Iterable
 
+from ..units import size_bytes
+
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f24;background:#fff}
 main{max-width:1000px;margin:0 auto;padding:16px 24px 48px}
@@ -78,14 +80,8 @@ def bullets(items: Iterable[str]) -> str:
 
 
 def fmt_bytes(value: float | None) -> str:
-    """12,345 B / 12.1 KiB / 1.18 MiB."""
-    if value is None or not math.isfinite(value):
-        return "-"
-    if abs(value) < 1024:
-        return f"{value:,.0f} B"
-    if abs(value) < 1024 ** 2:
-        return f"{value / 1024:,.1f} KiB"
-    return f"{value / 1024 ** 2:,.2f} MiB"
+    """12,345 B / 12.1 KiB / 1.18 MiB (edgeprune/report/units.py, as the terminal shows them)."""
+    return "-" if value is None or not math.isfinite(value) else size_bytes(value)
 
 
 def fmt_ms(value: float | None) -> str:
