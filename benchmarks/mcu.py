@@ -60,19 +60,11 @@ def ds_cnn(keras):
 
 
 def resnet8(keras):
-    """MLPerf Tiny's image-classification ResNet-8: 32x32x3 CIFAR-10 -> 10 classes."""
-    layers = keras.layers
-    inp = keras.Input((32, 32, 3))
-    x = _bn_relu(layers, layers.Conv2D(16, 3, padding="same")(inp))
-    for filters, stride in ((16, 1), (32, 2), (64, 2)):
-        y = _bn_relu(layers, layers.Conv2D(filters, 3, strides=stride, padding="same")(x))
-        y = layers.BatchNormalization()(layers.Conv2D(filters, 3, padding="same")(y))
-        if stride != 1:
-            x = layers.Conv2D(filters, 1, strides=stride, padding="same")(x)
-        x = layers.ReLU()(layers.Add()([x, y]))
-    x = layers.AveragePooling2D(8)(x)
-    out = layers.Dense(10, activation="softmax")(layers.Flatten()(x))
-    return keras.Model(inp, out, name="resnet8")
+    """MLPerf Tiny's image-classification ResNet-8: 32x32x3 CIFAR-10 -> 10 classes (the same
+    graph as benchmarks/zoo.py's)."""
+    import zoo
+
+    return zoo.build("resnet8", keras)
 
 
 def mobilenet_025(keras):
