@@ -9,7 +9,9 @@ process, measured from its report.json (the deployed artifact, validated by Lite
 - hand (tfmot guide): `edgeprune export --recipe` with the prune + cluster + int8 recipe of
   benchmarks/techniques.py (92% global magnitude pruning, 8 sparsity-preserving clusters,
   1.5x the fine-tuning epochs, int8 TFLite);
-- search wN: `edgeprune search --max-trials T --workers N` in a fresh output folder.
+- search wN: `edgeprune search --max-trials T --workers N` in a fresh output folder;
+  ``--workers ray2`` runs it with ``--ray`` on a Ray head this script starts on loopback
+  with two CPUs (`ray start --head --num-cpus=2`), two workers.
 
 Columns: deployed gzip bytes; x smaller = gzip of the source model as float32 TFLite / that;
 points lost = baseline accuracy - deployed accuracy (x100); the target cost (latency_ms,
@@ -21,7 +23,7 @@ on digits, from benchmarks/techniques.py) as a third architecture.
 
 Not run by CI. Timings on a shared machine are noisy: compare rows of one run.
 
-    python benchmarks/search.py [--models digits,dscnn] [--trials 8] [--workers 1,2] [--work DIR]
+    python benchmarks/search.py [--models digits,dscnn,mlp] [--trials 8] [--workers 1,2,ray2] [--work DIR]
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +99,34 @@ def run(cmd: list[str], out: Path, log: Path) -> tuple[dict | None, float, int]:
             seconds, proc.returncode)
 
 
+@contextmanager
+def ray_head(cpus: int = 2):
+    """A Ray head on loopback (``ray start --head --block``), its process group stopped afterwards."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="ep-ray-", dir="/tmp")   # Ray's socket paths are length-limited
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+                             "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={cpus}",
+                             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+                            env={**subprocess_env(), "RAY_USAGE_STATS_ENABLED": "0"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(180):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+
+
 def row(model: str, method: str, report: dict | None, seconds: float, code: int, float_gzip) -> tuple:
     if report is None:
         return (model, method, "-", "-", "-", "-", f"exit {code}", f"{seconds:.0f}")
@@ -128,18 +162,25 @@ def main(argv=None) -> int:
         hand, hs, hcode = run(["export", *base_cmd, "--recipe", str(hand_recipe(work, epochs))],
                               folder / "hand", folder / "hand.log")
         searches = []
-        for n in (int(w) for w in args.workers.split(",")):
-            extra = ["--max-trials", str(args.trials), "--workers", str(n)]
+        for n in args.workers.split(","):
+            on_ray = n.startswith("ray")
+            extra = ["--max-trials", str(args.trials), "--workers", n[3:] if on_ray else n]
             if args.timeout:
                 extra += ["--timeout", str(args.timeout)]
-            rep, ss, scode = run(["search", *base_cmd, *extra], folder / f"search-w{n}", folder / f"search-w{n}.log")
+            if on_ray:
+                with ray_head(int(n[3:])) as address:
+                    rep, ss, scode = run(["search", *base_cmd, *extra, "--ray", address], folder / f"search-{n}",
+                                         folder / f"search-{n}.log")
+            else:
+                rep, ss, scode = run(["search", *base_cmd, *extra], folder / f"search-w{n}",
+                                     folder / f"search-w{n}.log")
             searches.append((n, rep, ss, scode))
             if rep is not None and float_gzip is None:
                 float_gzip = rep["search"]["float32_gzip_bytes"]["value"]
         rows.append(row(kind, "default recipe", default, s, code, float_gzip))
         rows.append(row(kind, "hand (tfmot guide)", hand, hs, hcode, float_gzip))
         for n, rep, ss, scode in searches:
-            label = f"search w{n}" + (f" ({len(rep['search']['trials'])} trials, #{rep['search']['chosen']['trial']}: "
+            label = f"search {n if str(n).startswith('ray') else 'w' + n}" + (f" ({len(rep['search']['trials'])} trials, #{rep['search']['chosen']['trial']}: "
                                       f"{rep['search']['chosen']['label']})" if rep else "")
             rows.append(row(kind, label, rep, ss, scode, float_gzip))
         print(f"  {kind}: done", file=sys.stderr, flush=True)

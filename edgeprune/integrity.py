@@ -94,6 +94,13 @@ def compare(candidate: np.ndarray, reference: np.ndarray, tol: Tolerance, *,
     if candidate.shape != reference.shape:
         return {**out, "passed": False,
                 "reason": f"output shape {candidate.shape[1:]} differs from {reference.shape[1:]}"}
+    bad = {name: int(np.size(run) - np.count_nonzero(np.isfinite(run)))
+           for name, run in (("candidate", candidate), ("reference", reference))}
+    if any(bad.values()):
+        # NaN compares false with every tolerance: without this, it would pass them all
+        which = " and ".join(f"{n:,} of the {name}'s" for name, n in bad.items() if n)
+        return {**out, "passed": False, "max_abs_diff": None, "nrmse": None, "nonfinite_outputs": bad,
+                "reason": f"{which} output values are NaN or infinite"}
     diff = candidate.astype(np.float64) - reference.astype(np.float64)
     max_abs = float(np.max(np.abs(diff))) if diff.size else 0.0
     spread = float(np.std(reference)) or 1.0
@@ -235,7 +242,9 @@ def cross_check(artifacts: list, measurements: dict[str, dict], outputs: dict[st
     kept = []
     for art in artifacts:
         checks = []
-        if art.settings.get("encoding_check"):
+        if art.settings.get("encoding_check") and art.encoding == "sparse":
+            # proves the deployed sparse file is the dense one; when the two disagreed, the
+            # dense file is deployed and the check stays in settings (encoding_reason)
             checks.append(art.settings["encoding_check"])
         label, reference = art.parent, outputs.get(art.parent, parents.get(art.parent))
         if art.settings.get("quantization_aware") and "qat" in parents:

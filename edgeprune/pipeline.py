@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from pydantic import ValidationError
 
 from . import __version__, recipe_sources
 from .errors import ConfigError, InputError
@@ -68,8 +69,8 @@ def resolve_inputs(opts: ExportOptions) -> tuple[TargetProfile, SourceModel, Dat
     is_ref = opts.model is None or (reference.is_reference(name) and not Path(name).exists())
     profile = load_target(opts.target)
     recipe = profile.recipe
-    if is_ref and reference.recipe_path(name):
-        recipe = load_recipe(reference.recipe_path(name), base=recipe)
+    if is_ref and reference.recipe_path(name, profile.name):
+        recipe = load_recipe(reference.recipe_path(name, profile.name), base=recipe)
     if opts.recipe is not None:
         recipe = load_recipe(opts.recipe, base=recipe)
     updates = {}
@@ -115,9 +116,9 @@ def _with_recipe(profile: TargetProfile, recipe: Recipe, where: str) -> TargetPr
     try:
         return TargetProfile.model_validate({**{k: getattr(profile, k) for k in TargetProfile.model_fields},
                                              "recipe": recipe})
-    except Exception as exc:
-        msg = str(exc).splitlines()
-        raise ConfigError(f"the recipe does not fit target {profile.name!r}: {msg[-1].strip() if msg else exc}",
+    except ValidationError as exc:
+        why = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()) or str(exc)
+        raise ConfigError(f"the recipe does not fit target {profile.name!r}: {why}",
                           where=where, fix="make recipe.deploy a format the target's runtime runs") from None
 
 
@@ -176,10 +177,10 @@ def _export_tflite(compressed, profile, precision, rep, staging, to_tflite, data
     qat = compressed.qat_model is not None and precision == "int8"
     model = compressed.qat_model if qat else compressed.model
     kwargs = dict(representative=rep, int8_io=recipe.int8_io and precision == "int8",
-                  quantization_aware=qat)
+                  quantization_aware=qat, per_channel=recipe.int8_per_channel or precision != "int8")
     dense = to_tflite(model, precision, **kwargs)
     settings = {"converter": "tf.lite.TFLiteConverter", "int8_io": kwargs["int8_io"],
-                "quantization_aware": qat,
+                "quantization_aware": qat, "per_channel": kwargs["per_channel"],
                 "representative_samples": int(len(rep)) if precision == "int8" else 0}
     choice = choose_encoding(dense, precision, profile, data.x_test[:SAMPLES], staging)
     settings["encoding_reason"] = choice.reason
@@ -236,7 +237,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
     log(f"baseline {data.task.primary} {base.record.measurements[data.task.primary]['value']:.4f} on "
         f"{len(data.x_test)} test samples")
     final = Path(opts.out_dir) / profile.name
-    sources = recipe_sources.for_export(opts, profile.recipe)
+    sources = recipe_sources.for_export(opts, profile.recipe, profile.name)
     with staged_dir(final) as staging:
         first_recipe = profile.recipe
         outcome = compress_and_export(profile, source, data, base, staging, log)

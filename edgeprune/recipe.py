@@ -14,6 +14,7 @@ Example (TOML)::
     quantize = ["float32", "dynamic", "float16", "int8"]
     formats = ["tflite", "onnx"]
     deploy = "int8.tflite"
+    int8_per_channel = false             # int8 TFLite weights: one scale per tensor (smaller)
     task = { kind = "regression" }       # when the model and data cannot say (edgeprune.tasks.spec)
     data = { scale = 0.00392156862745098 }   # reading image folders (edgeprune.datasets.spec)
 """
@@ -150,6 +151,7 @@ class Recipe(BaseModel):
     qat: QatSpec | None = None
     quantize: tuple[Precision, ...] = ("float32", "dynamic", "float16", "int8")
     int8_io: bool = False
+    int8_per_channel: bool = True    # int8 TFLite weights: a scale per output channel, or per tensor
     formats: tuple[Format, ...] = ("tflite", "onnx")
     deploy: str = "int8.tflite"
     tflite_sparse_encoding: Literal["auto", "always", "never"] = "auto"

@@ -30,14 +30,15 @@ def trace(target: str, model_recipe: Path | None, recipe_file: Path | None, seed
     return sources
 
 
-def for_export(opts, recipe) -> dict[str, str]:
-    """The trace of an export's options (``opts``: pipeline.ExportOptions), for ``recipe``."""
+def for_export(opts, recipe, target_name: str) -> dict[str, str]:
+    """The trace of an export's options (``opts``: pipeline.ExportOptions), for ``recipe`` on
+    the target named ``target_name``."""
     from . import reference
 
     name = opts.model or reference.DEFAULT_MODEL
     is_ref = opts.model is None or (reference.is_reference(name) and not Path(name).exists())
     return trace(opts.target if isinstance(opts.target, str) else str(opts.target),
-                 reference.recipe_path(name) if is_ref else None, opts.recipe, opts.seed,
+                 reference.recipe_path(name, target_name) if is_ref else None, opts.recipe, opts.seed,
                  opts.finetune_epochs, type(recipe).model_fields)
 
 

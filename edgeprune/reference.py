@@ -56,8 +56,14 @@ def _module(name: str) -> ModuleType:
     return module
 
 
-def recipe_path(name: str) -> Path | None:
-    path = models_dir() / name / "recipe.toml"
+def recipe_path(name: str, target: str | None = None) -> Path | None:
+    """The reference model's own recipe: ``recipes/TARGET.toml`` where a search chose one for
+    that target (the file's header and ``recipes/TARGET.search.json`` record the search),
+    else ``recipe.toml``."""
+    folder = models_dir() / name
+    if target is not None and (folder / "recipes" / f"{target}.toml").is_file():
+        return folder / "recipes" / f"{target}.toml"
+    path = folder / "recipe.toml"
     return path if path.is_file() else None
 
 

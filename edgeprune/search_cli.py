@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from .limits import EPOCHS_MAX, SEED_MAX
+from .quiet import session, verbosity_options
 
 
 @click.command("search")
@@ -46,9 +47,10 @@ from .limits import EPOCHS_MAX, SEED_MAX
                                           "(default: those the recipe makes, float32 left out).")
 @click.option("--no-pruning", is_flag=True, help="Never stop a trial early (the median rule).")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout instead of the table.")
+@verbosity_options
 def search(model, target, out_dir, data, recipe, seed, finetune_epochs, train_epochs, metric,
            metric_direction, max_trials, timeout, workers, ray_address, storage, sampler, deploys,
-           no_pruning, as_json):
+           no_pruning, as_json, verbose, quiet):
     """Search the recipes for MODEL on TARGET; export the smallest that meets every budget.
 
     Each trial is a full export of one candidate recipe, validated like `export`. The
@@ -56,20 +58,21 @@ def search(model, target, out_dir, data, recipe, seed, finetune_epochs, train_ep
     `edgeprune export MODEL --target TARGET --recipe OUT/TARGET/recipe.toml --seed S`
     reproduces byte for byte, and a `search` section in report.json.
     """
-    from .cli import _log
     from .search.command import SearchOptions, run_search
 
-    result = run_search(SearchOptions(
-        target=target, out_dir=out_dir, model=model, data=data, recipe=recipe, seed=seed,
-        finetune_epochs=finetune_epochs, train_epochs=train_epochs, metric=metric,
-        metric_direction=metric_direction, max_trials=max_trials, timeout=timeout, workers=workers,
-        ray=ray_address, storage=storage, sampler=sampler,
-        deploys=tuple(d.strip() for d in deploys.split(",") if d.strip()) if deploys else None,
-        prune_trials=not no_pruning, log=_log))
+    with session(verbose, quiet) as log:
+        result = run_search(SearchOptions(
+            target=target, out_dir=out_dir, model=model, data=data, recipe=recipe, seed=seed,
+            finetune_epochs=finetune_epochs, train_epochs=train_epochs, metric=metric,
+            metric_direction=metric_direction, max_trials=max_trials, timeout=timeout, workers=workers,
+            ray=ray_address, storage=storage, sampler=sampler,
+            deploys=tuple(d.strip() for d in deploys.split(",") if d.strip()) if deploys else None,
+            prune_trials=not no_pruning, log=log))
     if as_json:
         click.echo(json.dumps(result.report, indent=2, default=str))
         return
     from .search.table import render
 
     click.echo(render(result.report))
-    click.echo(f"wrote {result.out_dir} in {result.seconds:.1f}s")
+    if not quiet:
+        click.echo(f"wrote {result.out_dir} in {result.seconds:.1f}s")

@@ -227,11 +227,15 @@ class TargetProfile(BaseModel):
         if self.device.kind == "tflm" and engine != "tflm":
             raise ValueError('device.kind = "tflm" needs runtime.engine = "tflm"')
         deploy_fmt = self.recipe.deploy.split(".")[1]
-        wanted = "onnx" if engine == "onnxruntime" else "tflite"
+        wanted = self.deploy_format()
         if deploy_fmt != wanted:
             raise ValueError(f"recipe.deploy = {self.recipe.deploy!r} is a {deploy_fmt} file, "
                              f"but runtime.engine = {engine!r} runs {wanted}")
         return self
+
+    def deploy_format(self) -> str:
+        """The file format the target's runtime runs: ``onnx`` or ``tflite``."""
+        return "onnx" if self.runtime.engine == "onnxruntime" else "tflite"
 
 
 def targets_dirs() -> list[Path]:

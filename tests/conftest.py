@@ -102,12 +102,14 @@ def tiny_int8_tflite(tmp_path_factory, tiny_cnn, tiny_data):
 
 
 def export_digits(out, *extra):
-    """`edgeprune export` of the reference model (digits, few epochs) for host, as a user runs it."""
+    """`edgeprune export` of the reference model (digits, few epochs) for host, as a user runs it
+    (its host recipe prunes 95% of the weights: 24 fine-tuning epochs keep the accuracy within
+    a few points of the 10-epoch baseline; the 30 + 48 epochs of the default, within one)."""
     import subprocess
     import sys
 
     cmd = [sys.executable, "-m", "edgeprune", "export", "--target", "host", "--out", str(out),
-           "--train-epochs", "10", "--epochs", "2", *extra]
+           "--train-epochs", "10", "--epochs", "24", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ})
 
 

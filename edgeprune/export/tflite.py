@@ -23,13 +23,16 @@ from .tflite_settings import configure
 
 
 def to_tflite(model, precision: str, *, representative: np.ndarray | None = None,
-              int8_io: bool = False, sparse: bool = False, quantization_aware: bool = False) -> bytes:
+              int8_io: bool = False, sparse: bool = False, quantization_aware: bool = False,
+              per_channel: bool = True) -> bytes:
     if hasattr(model, "to_tflite"):  # a Keras 3 model converted as it is, in the Keras 3 worker
-        return model.to_tflite(precision, representative=representative, int8_io=int8_io, sparse=sparse)
+        return model.to_tflite(precision, representative=representative, int8_io=int8_io, sparse=sparse,
+                               per_channel=per_channel)
     tf = keras_env.tf()
     converter = tf.lite.TFLiteConverter.from_concrete_functions(*inference_function(model, tf))
     configure(converter, tf, precision, representative=representative, int8_io=int8_io, sparse=sparse,
-              quantization_aware=quantization_aware, input_dtype=model.inputs[0].dtype)
+              quantization_aware=quantization_aware, input_dtype=model.inputs[0].dtype,
+              per_channel=per_channel)
     try:
         return call_interruptibly(converter.convert)  # a long C call: SIGTERM must not wait for it
     except Exception as exc:

@@ -5,7 +5,10 @@ convert (edgeprune itself, with tf_keras, and the Keras 3 worker): no keras_env 
     dynamic  int8 weights, float activations (dynamic range)
     float16  float16 weights
     int8     full integer, calibrated on the representative set; int8 input and
-             output tensors when ``int8_io`` is set
+             output tensors when ``int8_io`` is set; weights quantized per output
+             channel (the converter's default) or, with ``per_channel=False``, one
+             scale per tensor (fewer quantization parameters, and a clustered layer
+             keeps as few distinct int8 values as it has clusters: a smaller gzip)
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ PRECISIONS = ("float32", "dynamic", "float16", "int8")
 
 
 def configure(converter, tf, precision: str, *, representative: np.ndarray | None, int8_io: bool,
-              sparse: bool, quantization_aware: bool, input_dtype=None) -> None:
+              sparse: bool, quantization_aware: bool, input_dtype=None,
+              per_channel: bool = True) -> None:
     """Set ``converter`` up for ``precision``; calibration samples are fed one at a time in
     the model input's dtype (``input_dtype``; token ids stay integers)."""
     if precision not in PRECISIONS:
@@ -42,6 +46,9 @@ def configure(converter, tf, precision: str, *, representative: np.ndarray | Non
 
             converter.representative_dataset = calibration
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if not per_channel:
+            # The converter's own switch (TF 2.x lite.py); it has no public name yet.
+            converter._experimental_disable_per_channel = True
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8

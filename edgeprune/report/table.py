@@ -174,7 +174,12 @@ def _integrity_lines(art: dict) -> list[str]:
         for check in fig["checks"]:
             if check["against"].startswith("this machine"):
                 continue  # shown with the device's agreement line
-            shown = "bit-exact" if check.get("max_abs_diff") == 0 else f"nrmse {check.get('nrmse', 0):.2g}"
+            if check.get("nonfinite_outputs"):
+                shown = check.get("reason", "NaN or infinite outputs")
+            elif check.get("max_abs_diff") == 0:
+                shown = "bit-exact"
+            else:
+                shown = f"nrmse {check.get('nrmse') or 0:.2g}"
             if "top1_agreement" in check:
                 shown += f", top-1 {check['top1_agreement']:.4f}"
             parts.append(f"vs {check['against']} {shown} on {check.get('samples', '?')} test samples"

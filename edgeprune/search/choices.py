@@ -4,18 +4,23 @@ Every parameter is categorical (so the default recipe's own values can be among 
 choices and the default recipe enqueued as the first trial)::
 
     structure      none | unstructured | channel          (magnitude or channel pruning)
-    sparsity       0.5 .. 0.95 and the default's         (unstructured)
+    sparsity       0.5 .. 0.97 and the default's         (unstructured; the per-layer cap,
+                                                          max_layer_sparsity, is raised to
+                                                          sparsity + 0.02 where it is lower)
     scope          per_layer | global                    (unstructured)
     floor          0.3 | 0.5 | 0.7 and the default's     (stem and classifier at most this sparse)
     channels       0.1 .. 0.6 and the default's          (channel: fraction of channels removed)
+    finetune       1 | 3 | 6                             (x the base recipe's fine-tuning epochs)
     clusters       0 (off) | 8 | 16 | 32                 (weight clustering, sparsity kept)
     qat            false | true                          (QAT, preserving sparsity/clusters)
     deploy         the artifacts the base recipe makes, float32 left out
     int8_io        false | true                          (int8 TFLite only, when the base is false)
+    per_tensor     false | true                          (int8 TFLite only: one weight scale per
+                                                          tensor instead of per channel)
 
 A trial's recipe makes only its deployed artifact (``quantize`` and ``formats`` narrowed
-to it), so it costs one conversion; fine-tuning epochs, seed and everything else come
-from the base recipe (the target's default, the reference model's, ``--recipe``,
+to it), so it costs one conversion; the seed and everything else come from the base
+recipe (the target's default, the reference model's, ``--recipe``,
 ``--epochs``).
 """
 
@@ -26,10 +31,11 @@ from dataclasses import dataclass
 from ..recipe import ClusterSpec, PruneSpec, QatSpec, Recipe
 from .space import Candidate, derive
 
-SPARSITY = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+SPARSITY = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
 FLOORS = (0.3, 0.5, 0.7)
 CHANNELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 CLUSTERS = (0, 8, 16, 32)
+FINETUNE = (1, 3, 6)     # x the base's fine-tuning epochs: high sparsity recovers with longer training
 
 
 @dataclass(frozen=True)
@@ -68,23 +74,30 @@ def suggest(trial, base: Recipe, space: Space) -> Candidate:
         params["floor"] = trial.suggest_categorical("floor", list(space.floors))
     elif structure == "channel":
         params["channels"] = trial.suggest_categorical("channels", list(space.channels))
+    if structure != "none":
+        params["finetune"] = trial.suggest_categorical("finetune", list(FINETUNE))
     params["clusters"] = trial.suggest_categorical("clusters", list(CLUSTERS))
     params["qat"] = trial.suggest_categorical("qat", [False, True])
     params["deploy"] = trial.suggest_categorical("deploy", list(space.deploys))
     if space.int8_io and params["deploy"] == "int8.tflite":
         params["int8_io"] = trial.suggest_categorical("int8_io", [False, True])
+    if params["deploy"] == "int8.tflite":
+        params["per_tensor"] = trial.suggest_categorical("per_tensor", [False, True])
     return candidate(base, params)
 
 
 def candidate(base: Recipe, params: dict) -> Candidate:
     """The recipe ``params`` (a trial's parameters) make from ``base``."""
     epochs = base.finetune.epochs
+    finetune = base.finetune.model_copy(update={"epochs": epochs * params.get("finetune", 1)})
     prune_base = base.prune.model_dump(mode="python") if base.prune is not None else {}
     prune = None
     if params["structure"] == "unstructured":
         prune_base.pop("block_size", None)
+        cap = max(prune_base.get("max_layer_sparsity", 0.9), round(min(0.99, params["sparsity"] + 0.02), 2))
         prune = PruneSpec(**{**prune_base, "structure": "unstructured",
                              "final_sparsity": params["sparsity"], "scope": params["scope"],
+                             "max_layer_sparsity": cap,
                              "initial_sparsity": min(prune_base.get("initial_sparsity", 0.0),
                                                      params["sparsity"]),
                              "stem_and_classifier_max_sparsity": params["floor"]})
@@ -104,8 +117,9 @@ def candidate(base: Recipe, params: dict) -> Candidate:
         qat = QatSpec(preserve=preserve, epochs=base.qat.epochs if base.qat else max(1, epochs // 2))
     precision, fmt = params["deploy"].split(".")
     cand = derive(base, _label(params), prune=prune, cluster=cluster, qat=qat, quantize=(precision,),
-                  formats=(fmt,), deploy=params["deploy"],
-                  int8_io=params.get("int8_io", base.int8_io))
+                  formats=(fmt,), deploy=params["deploy"], finetune=finetune,
+                  int8_io=params.get("int8_io", base.int8_io),
+                  int8_per_channel=not params.get("per_tensor", not base.int8_per_channel))
     return cand
 
 
@@ -129,9 +143,13 @@ def default_params(base: Recipe, space: Space) -> dict | None:
         params["channels"] = prune.final_sparsity
     elif prune is not None:
         return None
+    if prune is not None:
+        params["finetune"] = 1
     params.update(clusters=clusters, qat=base.qat is not None, deploy=base.deploy)
     if space.int8_io and base.deploy == "int8.tflite":
         params["int8_io"] = base.int8_io
+    if base.deploy == "int8.tflite":
+        params["per_tensor"] = not base.int8_per_channel
     # The candidate must be the base recipe itself (narrowed to its deploy), not a neighbour.
     narrowed = derive(base, "default", quantize=(base.deploy.split(".")[0],),
                       formats=(base.deploy.split(".")[1],)).recipe
@@ -147,9 +165,12 @@ def _label(params: dict) -> str:
         parts.append(f"channels -{params['channels']:.0%}")
     else:
         parts.append("no pruning")
+    if params.get("finetune", 1) != 1:
+        parts.append(f"x{params['finetune']} epochs")
     if params["clusters"]:
         parts.append(f"cluster {params['clusters']}")
     if params["qat"]:
         parts.append("QAT")
-    parts.append(params["deploy"] + (" int8 I/O" if params.get("int8_io") else ""))
+    parts.append(params["deploy"] + (" int8 I/O" if params.get("int8_io") else "")
+                 + (" per-tensor" if params.get("per_tensor") else ""))
     return ", ".join(parts)

@@ -81,12 +81,15 @@ def run_search(opts: SearchOptions) -> SearchResult:
         seed=opts.seed, finetune_epochs=opts.finetune_epochs, train_epochs=opts.train_epochs,
         metric=opts.metric, metric_direction=opts.metric_direction, log=opts.log))
     base = profile.recipe
-    space = space_for(base, opts.deploys)
-    unknown = [d for d in space.deploys if d not in base.artifact_names()]
+    fmt = profile.deploy_format()
+    runnable = tuple(n for n in base.artifact_names() if n.endswith(f".{fmt}"))
+    space = space_for(base, opts.deploys or tuple(n for n in runnable if not n.startswith("float32.")) or None)
+    unknown = [d for d in space.deploys if d not in runnable]
     if unknown:
-        raise ConfigError(f"--deploy names {', '.join(unknown)}, which the recipe does not make",
-                          where="--deploy", expected=", ".join(base.artifact_names()),
-                          fix="name artifacts the target's recipe makes")
+        raise ConfigError(f"--deploy names {', '.join(unknown)}, which the recipe does not make or "
+                          f"target {profile.name!r} cannot run ({profile.runtime.engine} runs .{fmt} files)",
+                          where="--deploy", expected=", ".join(runnable),
+                          fix="name artifacts the target's recipe makes and its runtime runs")
     target_info = profile.model_dump(mode="json", exclude={"recipe"})
     inputs = {"model": source.sha256, "data": data.sha256, "target": target_info,
               "train_epochs": opts.train_epochs, "metric": opts.metric,
@@ -145,16 +148,21 @@ def warm_starts(base, space) -> list[dict]:
     default = default_params(base, space)
     if default is not None:
         starts.append(default)
-    deep = {"structure": "unstructured", "sparsity": 0.9, "scope": "global", "floor": 0.5,
-            "clusters": 16, "qat": False, "deploy": space.deploys[0]}
+    # Deep: the best of the reference model's searches (docs/search.md), which needs the
+    # long fine-tuning to keep its accuracy.
+    deep = {"structure": "unstructured", "sparsity": 0.95, "scope": "global", "floor": 0.7,
+            "finetune": 6, "clusters": 16, "qat": False, "deploy": space.deploys[0]}
     if space.int8_io and deep["deploy"] == "int8.tflite":
         deep["int8_io"] = False
+    if deep["deploy"] == "int8.tflite":
+        deep["per_tensor"] = True
     if deep != default:
         starts.append(deep)
     # Channel pruning: the one step that shrinks a dense file (a microcontroller's flash,
     # a runtime without sparse kernels) and its compute.
-    channel = {"structure": "channel", "channels": 0.5, "clusters": 0, "qat": False,
-               "deploy": space.deploys[0], **({"int8_io": False} if "int8_io" in deep else {})}
+    channel = {"structure": "channel", "channels": 0.5, "finetune": 1, "clusters": 0, "qat": False,
+               "deploy": space.deploys[0], **({"int8_io": False} if "int8_io" in deep else {}),
+               **({"per_tensor": False} if "per_tensor" in deep else {})}
     if channel != default:
         starts.append(channel)
     return starts

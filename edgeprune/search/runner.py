@@ -8,7 +8,8 @@ written as TOML and exported like ``edgeprune export MODEL --target T --recipe F
 trial cache (cache.py), so a trial with the same inputs and recipe is never run twice.
 
 Local workers are processes started with ``spawn`` (TensorFlow does not survive a
-fork). They are not pinned to CPUs: TensorFlow sizes its thread pools by the CPUs a
+fork), one even for ``--workers 1``: a trial that crashes its process is marked failed
+and the search goes on. They are not pinned to CPUs: TensorFlow sizes its thread pools by the CPUs a
 process may use, and the float sums of fine-tuning, hence the exported bytes, change
 with them (measured: the same recipe and seed exported under ``taskset -c 0`` and
 unpinned on two cores gave different int8 files). Unpinned, a trial's files are the
@@ -94,6 +95,8 @@ def run_trial(trial, job: SearchJob, log) -> tuple[float, float]:
     from .choices import suggest
     from .objective import objectives
 
+    # first: a process that dies in this trial is known by it (run_local marks the trial failed)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     base = Recipe.model_validate(job.base_recipe)
     cand = suggest(trial, base, job.space)
     key = trial_key(job.inputs, cand.recipe)
@@ -101,7 +104,6 @@ def run_trial(trial, job: SearchJob, log) -> tuple[float, float]:
     trial.set_user_attr("changes", list(cand.changes))
     trial.set_user_attr("key", key)
     trial.set_user_attr("violation", 1.0)     # until measured: not feasible
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     cache = TrialCache(Path(job.cache_dir))
     t0 = time.perf_counter()
     result = cache.get(key)
@@ -183,31 +185,70 @@ def _progress(trial, job: SearchJob, log, state: str, cached: bool) -> None:
         f"{' (cached)' if cached else ''}; {best_text}")
 
 
-def run_local(job: SearchJob, workers: int, log) -> None:
-    """``workers`` processes (1: this process), unpinned (see the module's docstring)."""
-    if workers <= 1:
-        worker_main(job, log=log)
-        return
+def run_local(job: SearchJob, workers: int, log, worker=None) -> None:
+    """``workers`` processes, unpinned (see the module's docstring), even for one: a trial
+    that kills its process (a native crash in TensorFlow or a runtime: a search on an MLP
+    died once by SIGSEGV, in its 10th trial) is marked failed and a new worker goes on,
+    within the search's timeout. Progress lines come back through a queue (the workers'
+    own stdout and stderr stay captured like the libraries')."""
+    import dataclasses
     import multiprocessing
+    import queue as queues
 
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_process_main, args=(job, i), daemon=True) for i in range(workers)]
-    log(f"search: {workers} worker processes on {os.cpu_count()} CPUs")
-    for p in procs:
-        p.start()
+    lines = ctx.Queue()
+    target = worker or _process_main
+    started = time.monotonic()
+    if workers > 1:
+        log(f"search: {workers} worker processes on {os.cpu_count()} CPUs")
+
+    def start(index: int, job_now: SearchJob):
+        proc = ctx.Process(target=target, args=(job_now, index, lines), daemon=True)
+        proc.start()
+        return proc
+
+    procs = {i: start(i, job) for i in range(workers)}
+    failed: list[int] = []
+    restarts = 0
     try:
-        for p in procs:
-            p.join()
+        while procs:
+            try:
+                log(lines.get(timeout=0.5))
+                continue
+            except queues.Empty:
+                pass
+            for index, proc in list(procs.items()):
+                if proc.is_alive():
+                    continue
+                proc.join()
+                del procs[index]
+                code = proc.exitcode
+                if code is not None and code < 0:            # killed by a signal: the trial's fault
+                    lost = _fail_running(job, proc.pid, code)
+                    left = None if job.timeout is None else job.timeout - (time.monotonic() - started)
+                    log(f"search: a worker process died ({_signal_name(code)})"
+                        + (f" during trial {', '.join(str(n + 1) for n in lost)}, marked failed" if lost else "")
+                        + ("; a new worker goes on" if (left is None or left > 1) and restarts < job.max_trials
+                           else ""))
+                    if (left is None or left > 1) and restarts < job.max_trials:
+                        restarts += 1
+                        procs[index] = start(index, dataclasses.replace(job, timeout=left))
+                elif code:
+                    failed.append(code)
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-                p.join(5)
-    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+        for proc in procs.values():
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+    while True:                                              # lines sent just before a worker ended
+        try:
+            log(lines.get_nowait())
+        except queues.Empty:
+            break
     if failed:
         from ..errors import EXIT_DEVICE, ConfigError, DeviceError
 
-        if all(code in (2, EXIT_DEVICE) for code in failed):   # an EdgepruneError, printed by the worker
+        if all(code in (2, EXIT_DEVICE) for code in failed):   # an EdgepruneError, sent by the worker
             kind = DeviceError if EXIT_DEVICE in failed else ConfigError
             raise kind(f"{len(failed)} of {workers} search workers stopped (the error is above)",
                        where="--workers", fix="fix what the error names; the study resumes where it stopped")
@@ -215,15 +256,43 @@ def run_local(job: SearchJob, workers: int, log) -> None:
                            "messages above")
 
 
-def _process_main(job: SearchJob, index: int) -> None:
-    """A local worker process: an EdgepruneError is printed as the CLI prints it, and exits
-    with its code."""
-    from ..errors import EdgepruneError
+def _signal_name(code: int) -> str:
+    import signal
 
     try:
-        worker_main(job, index)
+        return f"signal {-code}, {signal.Signals(-code).name}"
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _fail_running(job: SearchJob, pid: int, code: int) -> list[int]:
+    """Mark the trials a dead worker process left running as failed, saying why."""
+    from optuna.trial import TrialState
+
+    from .study import open_study
+
+    study = open_study(job.storage, job.study_name, job.sampler, job.seed)
+    mine = f"{socket.gethostname()}:{pid}"
+    lost = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("worker") == mine:
+            study._storage.set_trial_user_attr(t._trial_id, "error",
+                                               f"the trial's process died ({_signal_name(code)})")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            lost.append(t.number)
+    return lost
+
+
+def _process_main(job: SearchJob, index: int, lines=None) -> None:
+    """A local worker process: progress lines go to ``lines`` (a queue the parent prints
+    from); an EdgepruneError is sent as the CLI prints it, and exits with its code."""
+    from ..errors import EdgepruneError
+
+    log = lines.put if lines is not None else None
+    try:
+        worker_main(job, index, log=log)
     except EdgepruneError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        (log or _log)(f"error: {exc}")
         sys.exit(exc.exit_code)
 
 

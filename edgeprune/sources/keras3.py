@@ -333,14 +333,16 @@ class Keras3Model:
     def count_params(self) -> int:
         return int(self.bridge.info["params"])
 
-    def to_tflite(self, precision: str, *, representative=None, int8_io=False, sparse=False) -> bytes:
+    def to_tflite(self, precision: str, *, representative=None, int8_io=False, sparse=False,
+                  per_channel=True) -> bytes:
         out = self.bridge.worker.path(f"{precision}.tflite")
         rep = None
         if representative is not None:
             rep = self.bridge.worker.path("rep.npy")
             np.save(rep, np.asarray(representative, np.float32))
         reply = self.bridge.worker.call("tflite", path=str(self.bridge.path), precision=precision,
-                                        representative=rep, int8_io=int8_io, sparse=sparse, out=out)
+                                        representative=rep, int8_io=int8_io, sparse=sparse,
+                                        per_channel=per_channel, out=out)
         if not reply["ok"]:
             raise UnsupportedError(f"the TFLite converter failed for {precision}: "
                                    f"{_first_line(reply['error'])[:300]}", where="export.tflite",

@@ -130,7 +130,7 @@ def op_tflite(req):
     rep = np.load(req["representative"], allow_pickle=False) if req.get("representative") else None
     configure(converter, tf, req["precision"], representative=rep, int8_io=req.get("int8_io", False),
               sparse=req.get("sparse", False), quantization_aware=False,
-              input_dtype=model.inputs[0].dtype)
+              input_dtype=model.inputs[0].dtype, per_channel=req.get("per_channel", True))
     with open(req["out"], "wb") as fh:
         fh.write(converter.convert())
     return {}

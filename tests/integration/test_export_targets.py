@@ -93,9 +93,14 @@ def test_export_two_targets_compresses_once_and_writes_summary(tmp_path):
     from edgeprune.progress import Reporter, activate
     from edgeprune.report.fleet_table import render_targets
 
+    # The same compression steps for both targets (the reference model's host recipe, a
+    # search's choice, would otherwise differ from its recipe for the other targets).
+    shared = tmp_path.parent / f"{tmp_path.name}-shared.toml"
+    shared.write_text("prune = { final_sparsity = 0.7 }\ncluster = false\n")
     lines = []
     with activate(Reporter(sink=lines.append, tty=False)) as log:
-        opts = ExportOptions(target="host", out_dir=tmp_path, train_epochs=10, finetune_epochs=1, log=log)
+        opts = ExportOptions(target="host", out_dir=tmp_path, train_epochs=10, finetune_epochs=1, recipe=shared,
+                             log=log)
         fleet = run_targets(opts, ["host", "coral-edgetpu"], log=log)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["coral-edgetpu", "host", "summary.html", "summary.json"]
     reports = {t: json.loads((tmp_path / t / "report.json").read_text()) for t in ("host", "coral-edgetpu")}

@@ -74,17 +74,19 @@ def test_search_exports_the_smallest_recipe_within_budgets_and_export_reproduces
     again = run_export(ExportOptions(target=str(target), out_dir=tmp_path / "again",
                                      recipe=folder / "recipe.toml", seed=result.report["seed"]))
     assert (again.out_dir / deployed.name).read_bytes() == deployed.read_bytes()
-    # a rerun finds the study complete: no trial runs (no export, no progress line), the same
-    # artifact comes out
+    # a rerun, through the command line as a user types it, finds the study complete: no
+    # trial runs (no export, no progress line), the same artifact comes out
     results = sorted((tmp_path / "host-search.search" / "trials").glob("*/result.json"))
     stamps = [p.stat().st_mtime_ns for p in results]
-    again_log: list[str] = []
-    rerun = run_search(SearchOptions(target=str(target), out_dir=tmp_path, max_trials=2, finetune_epochs=1,
-                                     log=again_log.append))
-    assert len(rerun.report["search"]["trials"]) == 2 and len(results) == 2
-    assert not [line for line in again_log if line.startswith("trial ")]
-    assert [p.stat().st_mtime_ns for p in results] == stamps
-    assert (rerun.out_dir / deployed.name).read_bytes() == deployed.read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "edgeprune", "search", "--target", str(target), "--out",
+                           str(tmp_path), "--max-trials", "2", "--epochs", "1"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "resuming study" in proc.stderr
+    assert not [line for line in proc.stderr.splitlines() if line.startswith("trial ")]
+    assert "wrote " in proc.stdout and "chosen" in proc.stdout.lower(), proc.stdout
+    assert [p.stat().st_mtime_ns for p in results] == stamps and len(results) == 2
+    assert (result.out_dir / deployed.name).read_bytes() == deployed.read_bytes()
 
 
 def _free_port() -> int:

@@ -41,6 +41,27 @@ def test_to_tflite_int8_io_has_int8_tensors(tmp_path, tiny_cnn, tiny_data):
     assert np.mean(out.argmax(1) == tiny_cnn.predict(tiny_data.x_test[:40], verbose=0).argmax(1)) >= 0.9
 
 
+def test_to_tflite_per_tensor_int8_has_one_weight_scale_per_tensor_and_still_matches(tmp_path, tiny_cnn,
+                                                                                     tiny_data):
+    from ai_edge_litert.interpreter import Interpreter
+
+    def weight_scales(data):
+        interp = Interpreter(model_content=data)
+        return sorted(len(d["quantization_parameters"]["scales"]) for d in interp.get_tensor_details()
+                      if d["dtype"] == np.int8 and len(d["shape"]) >= 2
+                      and d["name"].endswith(("Conv2D", "MatMul")))
+
+    rep = tiny_data.x_train[:50]
+    per_channel = weight_scales(to_tflite(tiny_cnn, "int8", representative=rep))
+    data = to_tflite(tiny_cnn, "int8", representative=rep, per_channel=False)
+    assert per_channel and max(per_channel) > 1 and weight_scales(data) == [1] * len(per_channel)
+    path = tmp_path / "per_tensor.tflite"
+    path.write_bytes(data)
+    x = tiny_data.x_test[:40]
+    agree = np.mean(_run(path, x).outputs.argmax(1) == tiny_cnn.predict(x, verbose=0).argmax(1))
+    assert agree >= 0.9
+
+
 def test_to_tflite_is_byte_identical_when_repeated(tiny_cnn, tiny_data):
     a = to_tflite(tiny_cnn, "int8", representative=tiny_data.x_train[:50])
     b = to_tflite(tiny_cnn, "int8", representative=tiny_data.x_train[:50])

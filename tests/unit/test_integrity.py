@@ -47,6 +47,16 @@ def test_compare_fails_on_a_different_output_shape():
     assert not result["passed"] and "output shape" in result["reason"]
 
 
+@pytest.mark.parametrize("tol", [PARENT["float16"], PARENT["int8"], BIT_EXACT], ids=["float16", "int8", "exact"])
+def test_compare_fails_when_an_output_is_nan_or_infinite_under_every_tolerance(tol):
+    broken = LOGITS.copy()
+    broken[5, 2], broken[7, 1] = np.nan, np.inf
+    result = compare(broken, LOGITS, tol)
+    assert not result["passed"] and "2 of the candidate's output values are NaN or infinite" in result["reason"]
+    assert result["max_abs_diff"] is None and result["nonfinite_outputs"] == {"candidate": 2, "reference": 0}
+    assert not compare(LOGITS, broken, tol)["passed"]
+
+
 @pytest.fixture(scope="module")
 def int8_files(tiny_cnn, tiny_data, tmp_path_factory):
     from edgeprune.export.tflite import to_tflite
@@ -102,6 +112,24 @@ def test_cross_check_moves_a_file_that_disagrees_with_its_parent_to_rejected(tmp
     assert measurements["float32.tflite"]["integrity"]["passed"]
     verdicts = integrity_verdicts("int8.tflite", measurements["int8.tflite"])
     assert verdicts[0].verdict == "fail" and verdicts[0].note.startswith("not deployed: against compressed.keras")
+
+
+def test_a_failed_sparse_encoding_check_rejects_the_sparse_file_but_not_the_dense_one_kept_instead(tmp_path):
+    """A sparse re-encoding with NaN outputs (a 95%-sparse float16 file did this) leaves the
+    dense file deployed: the check is about the sparse alternative, not about it."""
+    failed = {"against": "dense encoding", **compare(np.full_like(LOGITS, np.nan), LOGITS, PARENT["float16"])}
+    for encoding in ("dense", "sparse"):
+        path = tmp_path / f"{encoding}.tflite"
+        path.write_bytes(b"f")
+        art = Artifact(name="float16.tflite", path=path, format="tflite", precision="float16",
+                       encoding=encoding, sha256="x", parent="compressed.keras",
+                       settings={"encoding_check": failed})
+        measurements = {"float16.tflite": {}}
+        (kept,) = cross_check([art], measurements, {"float16.tflite": LOGITS.copy()},
+                              {"compressed.keras": LOGITS}, tmp_path, lambda msg: None)
+        fig = measurements["float16.tflite"]["integrity"]
+        assert fig["passed"] is (encoding == "dense"), encoding
+        assert (kept.path.parent.name == "rejected") is (encoding == "sparse")
 
 
 def test_cross_check_compares_int8_onnx_with_float32_onnx_and_qat_files_with_the_qat_model(tmp_path):

@@ -5,6 +5,8 @@ worker loop over a real Optuna study with the export replaced by a fake."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import optuna
 import pytest
@@ -74,12 +76,18 @@ def test_default_params_are_none_when_the_base_recipe_is_outside_the_space():
 
 
 @pytest.mark.parametrize("params, expect", [
-    ({"structure": "channel", "channels": 0.3, "clusters": 16, "qat": True, "deploy": "int8.tflite",
-      "int8_io": True}, lambda r: r.prune.structure == "channel" and not r.cluster.preserve_sparsity
-     and r.qat.preserve == "clusters" and r.int8_io),
-    ({"structure": "unstructured", "sparsity": 0.9, "scope": "global", "floor": 0.3, "clusters": 8,
-      "qat": True, "deploy": "int8.onnx"}, lambda r: r.qat.preserve == "sparsity_and_clusters"
-     and r.formats == ("onnx",) and r.prune.stem_and_classifier_max_sparsity == 0.3),
+    ({"structure": "channel", "channels": 0.3, "finetune": 1, "clusters": 16, "qat": True,
+      "deploy": "int8.tflite", "int8_io": True, "per_tensor": False},
+     lambda r: r.prune.structure == "channel" and not r.cluster.preserve_sparsity
+     and r.qat.preserve == "clusters" and r.int8_io and r.int8_per_channel and r.finetune.epochs == 8),
+    ({"structure": "unstructured", "sparsity": 0.9, "scope": "global", "floor": 0.3, "finetune": 3,
+      "clusters": 8, "qat": True, "deploy": "int8.onnx"},
+     lambda r: r.qat.preserve == "sparsity_and_clusters" and r.formats == ("onnx",)
+     and r.prune.stem_and_classifier_max_sparsity == 0.3 and r.finetune.epochs == 24),
+    ({"structure": "unstructured", "sparsity": 0.97, "scope": "global", "floor": 0.7, "finetune": 6,
+      "clusters": 16, "qat": False, "deploy": "int8.tflite", "int8_io": False, "per_tensor": True},
+     lambda r: not r.int8_per_channel and r.finetune.epochs == 48 and r.prune.max_layer_sparsity == 0.99
+     and r.cluster.epochs == 4),
     ({"structure": "none", "clusters": 0, "qat": False, "deploy": "float16.tflite"},
      lambda r: r.prune is None and r.cluster is None and r.deploy == "float16.tflite"),
 ])
@@ -91,7 +99,9 @@ def test_suggest_makes_the_recipe_the_parameters_describe(params, expect):
 
 def test_warm_starts_are_the_default_then_a_deep_prune_and_cluster_then_channels():
     starts = warm_starts(DIGITS_HOST, space_for(DIGITS_HOST))
-    assert starts[0]["sparsity"] == 0.7 and starts[1]["sparsity"] == 0.9 and starts[1]["clusters"] == 16
+    assert starts[0]["sparsity"] == 0.7 and starts[0]["finetune"] == 1 and not starts[0]["per_tensor"]
+    assert starts[1]["sparsity"] == 0.95 and starts[1]["clusters"] == 16 and starts[1]["finetune"] == 6
+    assert starts[1]["per_tensor"]
     assert starts[2]["structure"] == "channel" and starts[2]["channels"] == 0.5
     for params in starts:
         suggest(optuna.trial.FixedTrial(params), DIGITS_HOST, space_for(DIGITS_HOST))
@@ -282,3 +292,38 @@ def test_epoch_hook_records_the_curve_and_stops_a_trial_below_the_median():
     with pytest.raises(optuna.TrialPruned, match="below the median 0.9200"):
         hook("prune", 1, {"val_accuracy": 0.85})
     assert trial.user_attrs["curve"] == {"prune:0": 0.5, "prune:1": 0.85}
+
+
+def crash_once_worker(job, index, lines):
+    """A worker process (spawned: module-level) whose first trial dies by SIGSEGV, as a native
+    crash in TensorFlow would; any later worker's trials are the fake export's."""
+    import signal
+
+    marker = Path(job.cache_dir).parent / "crashed-once"
+    if not marker.exists():
+        marker.touch()
+
+        def crash(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        runner.export_trial = crash
+    else:
+        runner.export_trial = _fake_export([])
+    runner._process_main(job, index, lines)
+
+
+def test_local_search_survives_a_trial_that_kills_its_process(tmp_path):
+    from edgeprune.search.study import open_study
+
+    job = _job(tmp_path, max_trials=3)
+    study = open_study(job.storage, job.study_name, job.sampler, 0)
+    for params in warm_starts(Recipe.model_validate(job.base_recipe), job.space):
+        study.enqueue_trial(params)
+    logged: list[str] = []
+    runner.run_local(job, 1, logged.append, worker=crash_once_worker)
+
+    trials = open_study(job.storage, job.study_name, "tpe", 0).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[0].user_attrs["error"] == "the trial's process died (signal 11, SIGSEGV)"
+    assert any("a worker process died (signal 11, SIGSEGV) during trial 1, marked failed; a new worker goes on"
+               in line for line in logged), logged
+    assert sum(line.startswith("trial ") for line in logged) == 2      # progress lines came back
