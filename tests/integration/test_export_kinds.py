@@ -66,11 +66,19 @@ def test_export_keras3_transformer_with_attention(tmp_path, keras3_models):
 
 
 def test_export_keras3_model_that_cannot_be_mapped_is_quantized_as_it_is(tmp_path, keras3_models):
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    # int8 weights with one scale per tensor: the setting reaches the Keras 3 process's converter
     result, report = _export(tmp_path, keras3_models / "ops.keras", keras3_models / "digits_flat.npz",
-                             "prune = false\n")
+                             "prune = false\nint8_per_channel = false\n")
     assert report["model"]["keras3"]["converted_as_is"] and "keras.ops" in report["model"]["keras3"]["why"]
     assert _m(report, "float32.tflite", "agreement") == 1.0
     assert _m(report, "int8.tflite", "accuracy") >= _m(report, "baseline.keras", "accuracy") - 0.05 > 0.5
+    interp = Interpreter(model_path=str(result.out_dir / "model_int8.tflite"))
+    scales = [len(d["quantization_parameters"]["scales"]) for d in interp.get_tensor_details()
+              if d["dtype"] == np.int8 and len(d["shape"]) == 2 and len(d["quantization_parameters"]["scales"])]
+    assert scales and set(scales) == {1}
 
 
 @pytest.fixture(scope="module")
