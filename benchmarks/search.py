@@ -49,10 +49,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import print_table, subprocess_env, work_folder  # noqa: E402
 
 
-def prepare(kind: str, work: Path) -> list[str]:
-    """The model arguments of `edgeprune export/search` for ``kind`` (trained and saved once)."""
+def prepare(kind: str, work: Path) -> tuple[list[str], list[str]]:
+    """The model arguments of `edgeprune export/search` for ``kind`` (trained and saved
+    once), and the arguments naming its starting recipe: the reference model starts from
+    models/digits/recipe.toml, its recipe before any search (its host default,
+    recipes/host.toml, is a search's choice)."""
     if kind == "digits":
-        return []
+        return [], ["--recipe", str(ROOT / "models" / "digits" / "recipe.toml")]
     folder = work / kind
     if not (folder / "model.keras").is_file():
         from edgeprune import keras_env
@@ -73,7 +76,7 @@ def prepare(kind: str, work: Path) -> list[str]:
                       "x_test": data.x_test, "y_test": data.y_test}
         model.save(folder / "model.keras")
         np.savez(folder / "data.npz", **arrays)
-    return [str(folder / "model.keras"), "--data", str(folder / "data.npz")]
+    return [str(folder / "model.keras"), "--data", str(folder / "data.npz")], []
 
 
 def hand_recipe(work: Path, epochs: int) -> Path:
@@ -152,14 +155,15 @@ def main(argv=None) -> int:
     work = work_folder(args.work, "edgeprune-search-")
     rows = [("model", "method", "gzip B", "x smaller", "points lost", "latency_ms", "budgets", "wall s")]
     for kind in args.models.split(","):
-        model = prepare(kind, work)
+        model, start = prepare(kind, work)
         folder = work / f"runs-{kind}"
         folder.mkdir(exist_ok=True)
-        base_cmd = [*model, "--target", "host"]
+        base_cmd = [*model, "--target", "host", *start]
         default, s, code = run(["export", *base_cmd, "--no-backoff"], folder / "default", folder / "default.log")
         float_gzip = None
         epochs = default["recipe"]["finetune"]["epochs"] if default else 4
-        hand, hs, hcode = run(["export", *base_cmd, "--recipe", str(hand_recipe(work, epochs))],
+        hand, hs, hcode = run(["export", *model, "--target", "host",
+                               "--recipe", str(hand_recipe(work, epochs))],
                               folder / "hand", folder / "hand.log")
         searches = []
         for n in args.workers.split(","):

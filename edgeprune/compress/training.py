@@ -16,9 +16,9 @@ from ..finite import check_trained_weights
 from ..types import Dataset
 
 
-#: Called after every fine-tuning epoch as ``hook(phase, epoch, logs)`` when set (the
+#: Called after every fine-tuning epoch as ``hook(phase, epoch, epochs, logs)`` when set (the
 #: search stops a hopeless trial from it by raising; see edgeprune/search/pruning.py).
-EPOCH_HOOK: ContextVar[Callable[[str, int, dict], None] | None] = ContextVar("EPOCH_HOOK", default=None)
+EPOCH_HOOK: ContextVar[Callable[[str, int, int, dict], None] | None] = ContextVar("EPOCH_HOOK", default=None)
 
 
 def outputs_probabilities(model) -> bool:
@@ -62,7 +62,7 @@ def fit(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: fl
     if hook is not None:
         k = keras_env.keras()
         callbacks.append(k.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: hook(phase, epoch, dict(logs or {}))))
+            on_epoch_end=lambda epoch, logs: hook(phase, epoch, epochs, dict(logs or {}))))
     result = model.fit(epochs=epochs, callbacks=callbacks, verbose=0,
                        **fit_arguments(data, batch_size, seed))
     for metric, values in result.history.items():

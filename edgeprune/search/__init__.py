@@ -15,8 +15,10 @@ export's compress, export, validate and budget stages, see pipeline.py).
     objective.py    objectives, constraint, ranking and Pareto fronts from a trial's report
     study.py        storage (SQLite by default), samplers, the constraints function
     runner.py       the worker loop and one trial; local processes and Ray tasks
+    steps.py        the trials queued around the best one (one step more compressed, or
+                    longer fine-tuning), and skipping those a better trial made pointless
     cache.py        trials keyed by the sha256 of model, data, target, recipe and seed
-    pruning.py      the median rule that stops a hopeless trial after its early epochs
+    pruning.py      the median rule that stops a hopeless trial during its fine-tuning
     recipe_toml.py  the chosen recipe as a TOML file that ``export --recipe`` reads back
     table.py        the terminal table
 """

@@ -9,8 +9,8 @@ choices and the default recipe enqueued as the first trial)::
                                                           sparsity + 0.02 where it is lower)
     scope          per_layer | global                    (unstructured)
     floor          0.3 | 0.5 | 0.7 and the default's     (stem and classifier at most this sparse)
-    channels       0.1 .. 0.6 and the default's          (channel: fraction of channels removed)
-    finetune       1 | 3 | 6                             (x the base recipe's fine-tuning epochs)
+    channels       0.1 .. 0.8 and the default's          (channel: fraction of channels removed)
+    finetune       1 | 3 | 6 | 12 | 24                   (x the base recipe's fine-tuning epochs)
     clusters       0 (off) | 8 | 16 | 32                 (weight clustering, sparsity kept)
     qat            false | true                          (QAT, preserving sparsity/clusters)
     deploy         the artifacts the base recipe makes, float32 left out
@@ -33,9 +33,9 @@ from .space import Candidate, derive
 
 SPARSITY = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
 FLOORS = (0.3, 0.5, 0.7)
-CHANNELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+CHANNELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 CLUSTERS = (0, 8, 16, 32)
-FINETUNE = (1, 3, 6)     # x the base's fine-tuning epochs: high sparsity recovers with longer training
+FINETUNE = (1, 3, 6, 12, 24)   # x the base's fine-tuning epochs: high sparsity recovers with longer training
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,44 @@ def candidate(base: Recipe, params: dict) -> Candidate:
                   int8_io=params.get("int8_io", base.int8_io),
                   int8_per_channel=not params.get("per_tensor", not base.int8_per_channel))
     return cand
+
+
+def neighbours(params: dict, space: Space) -> list[dict]:
+    """The trials one step more compressed than ``params`` (a trial that meets every
+    budget and is the smallest so far), the steps that cost no accuracy first: int8 I/O,
+    one weight scale per tensor, sparsity or channels one step up, clusters one step down
+    (off counts as above 32). A sampler spends most of a short budget away from its best
+    trial: on the reference model, 8 of 20 TPE trials did not prune at all, while the
+    recipe one step from the best (97% instead of 95%) was 19.6x smaller than the float
+    file against the best's 16.7x. A step that loses too much accuracy is tried again
+    with longer fine-tuning (:func:`longer`)."""
+    steps: list[dict] = []
+    if space.int8_io and params["deploy"] == "int8.tflite" and not params.get("int8_io", True):
+        steps.append({"int8_io": True})
+    if params["deploy"] == "int8.tflite" and not params.get("per_tensor", True):
+        steps.append({"per_tensor": True})
+    if params["structure"] == "unstructured":
+        up = [s for s in space.sparsity if s > params["sparsity"]]
+        if up:
+            steps.append({"sparsity": up[0]})
+    elif params["structure"] == "channel":
+        up = [c for c in space.channels if c > params["channels"]]
+        if up:
+            steps.append({"channels": up[0]})
+    clusters = sorted((c for c in CLUSTERS if c), reverse=True)
+    if params["clusters"] == 0:
+        steps.append({"clusters": clusters[0]})
+    elif params["clusters"] != clusters[-1]:
+        steps.append({"clusters": clusters[clusters.index(params["clusters"]) + 1]})
+    return [{**params, **step} for step in steps]
+
+
+def longer(params: dict) -> dict | None:
+    """``params`` with the next longer fine-tuning (the accuracy back-off's first rung,
+    space.backoff_ladder), or None when it is the longest or nothing is fine-tuned."""
+    finetune = params.get("finetune")
+    more = [f for f in FINETUNE if finetune is not None and f > finetune]
+    return {**params, "finetune": more[0]} if more else None
 
 
 def default_params(base: Recipe, space: Space) -> dict | None:

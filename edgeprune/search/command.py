@@ -70,6 +70,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
     from .objective import COST_FIGURES
     from .pruning import MedianRule
     from .runner import SearchJob, run_local, run_ray
+    from .steps import SKIPPED
     from .study import default_storage, fail_stale, open_study
 
     started = time.perf_counter()
@@ -131,9 +132,11 @@ def run_search(opts: SearchOptions) -> SearchResult:
         run_ray(job, opts.ray, max(opts.workers, 1), opts.log)
     else:
         run_local(job, opts.workers, opts.log)
-    rows = trial_rows(open_study(url, study_name, opts.sampler, base.seed), higher)
+    done_study = open_study(url, study_name, opts.sampler, base.seed)
+    rows = trial_rows(done_study, higher)
     chosen = choose(rows, profile.name)
     section = search_section(rows, chosen, job, opts, float_gzip, url, time.perf_counter() - started)
+    section["skipped"] = sum(1 for t in done_study.get_trials(deepcopy=False) if SKIPPED in t.user_attrs)
     final = write_output(chosen, job, profile.name, Path(opts.out_dir), section)
     report = json.loads((final / "report.json").read_text(encoding="utf-8"))
     return SearchResult(report, final, time.perf_counter() - started, chosen)
@@ -148,10 +151,10 @@ def warm_starts(base, space) -> list[dict]:
     default = default_params(base, space)
     if default is not None:
         starts.append(default)
-    # Deep: the best of the reference model's searches (docs/search.md), which needs the
-    # long fine-tuning to keep its accuracy.
+    # Deep: the best of the reference model's searches (docs/search.md), with x3 fine-tuning
+    # (x6 takes twice as long; when it misses only accuracy it is retried with x6, steps.py).
     deep = {"structure": "unstructured", "sparsity": 0.95, "scope": "global", "floor": 0.7,
-            "finetune": 6, "clusters": 16, "qat": False, "deploy": space.deploys[0]}
+            "finetune": 3, "clusters": 16, "qat": False, "deploy": space.deploys[0]}
     if space.int8_io and deep["deploy"] == "int8.tflite":
         deep["int8_io"] = False
     if deep["deploy"] == "int8.tflite":
@@ -169,14 +172,16 @@ def warm_starts(base, space) -> list[dict]:
 
 
 def trial_rows(study, higher: bool) -> list[dict]:
+    from .steps import SKIPPED
+
     rows = []
     for t in study.get_trials(deepcopy=False):
-        if t.state.name == "WAITING":      # enqueued, never started (the trial budget ran out)
+        if t.state.name == "WAITING" or SKIPPED in t.user_attrs:   # queued, never run (steps.py)
             continue
         a = t.user_attrs
         rows.append({"number": t.number, "state": t.state.name.lower(), "label": a.get("label"),
                      "changes": a.get("changes", []), "key": a.get("key"), "cached": a.get("cached"),
-                     "worker": a.get("worker"),
+                     "worker": a.get("worker"), "step_from": a.get("step_from"), "retry_of": a.get("retry_of"),
                      "seconds": a.get("seconds"), "deploy": a.get("deploy"),
                      "size_bytes": a.get("size_bytes"), "gzip_bytes": a.get("gzip_bytes"),
                      "cost_name": a.get("cost_name"), "cost": a.get("cost"), "metric": a.get("metric"),

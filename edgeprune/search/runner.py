@@ -60,18 +60,16 @@ class TrialFailed(Exception):
 
 
 def worker_main(job: SearchJob, index: int = 0, log=None) -> int:
-    """Run trials until the study has ``job.max_trials`` of them. Returns trials run here.
+    """Run trials until the study has ``job.max_trials`` of them (steps.counted: queued
+    steps skipped unrun do not count). Returns trials run here.
     Progress goes to ``log`` (default: stderr, which Ray forwards to the driver)."""
     for key, value in job.env.items():
         os.environ.setdefault(key, value)
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
-
+    from .steps import StopAt, counted
     from .study import open_study
 
     study = open_study(job.storage, job.study_name, job.sampler, job.seed + index)
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
-    if len(study.get_trials(deepcopy=False, states=states)) >= job.max_trials:
+    if counted(study) >= job.max_trials:
         return 0
     ran = []
 
@@ -80,7 +78,7 @@ def worker_main(job: SearchJob, index: int = 0, log=None) -> int:
         return run_trial(trial, job, log or _log)
 
     study.optimize(objective, timeout=job.timeout, catch=(TrialFailed,), gc_after_trial=True,
-                   callbacks=[MaxTrialsCallback(job.max_trials, states=states)])
+                   callbacks=[StopAt(job.max_trials)])
     return len(ran)
 
 
@@ -91,12 +89,14 @@ def _log(msg: str) -> None:
 def run_trial(trial, job: SearchJob, log) -> tuple[float, float]:
     """One trial: the candidate, from the cache or a full export; its objectives."""
     from ..recipe import Recipe
+    from . import steps
     from .cache import TrialCache, trial_key
     from .choices import suggest
     from .objective import objectives
 
     # first: a process that dies in this trial is known by it (run_local marks the trial failed)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    steps.skip_if_stale(trial, log)
     base = Recipe.model_validate(job.base_recipe)
     cand = suggest(trial, base, job.space)
     key = trial_key(job.inputs, cand.recipe)
@@ -127,6 +127,7 @@ def run_trial(trial, job: SearchJob, log) -> tuple[float, float]:
               + (f", {result['cost_name']} {result['cost']:.4g}" if result["cost"] is not None else "")
               + (f", {result['metric_name']} {result['metric']:.4f}" if result["metric"] is not None else ""),
               cached)
+    steps.after_trial(trial, job.space, result, values, log)
     return values
 
 
@@ -148,7 +149,8 @@ def export_trial(trial, job: SearchJob, recipe, entry: Path, log) -> dict:
     path = entry / "recipe.toml"
     write_recipe(recipe, path, header=f"search trial {trial.number} of study {job.study_name}")
     lines: list[str] = []
-    token = EPOCH_HOOK.set(epoch_hook(trial, job.prune_rule, log) if job.prune_rule else None)
+    queued = "step_from" in trial.user_attrs or "retry_of" in trial.user_attrs
+    token = EPOCH_HOOK.set(epoch_hook(trial, job.prune_rule, log, judge=not queued) if job.prune_rule else None)
     t0 = time.perf_counter()
     try:
         result = run_export(ExportOptions(
@@ -181,7 +183,9 @@ def _progress(trial, job: SearchJob, log, state: str, cached: bool) -> None:
     best = min(feasible, default=None)
     best_text = (f"best so far: trial {best[2]}, {best[0]:.0f} B gzip"
                  if best is not None else "best so far: none meets every budget")
-    log(f"trial {trial.number + 1}/{job.max_trials}: {trial.user_attrs.get('label')}: {state}"
+    from .steps import counted
+
+    log(f"trial {trial.number} ({counted(trial.study)}/{job.max_trials}): {trial.user_attrs.get('label')}: {state}"
         f"{' (cached)' if cached else ''}; {best_text}")
 
 
@@ -227,7 +231,7 @@ def run_local(job: SearchJob, workers: int, log, worker=None) -> None:
                     lost = _fail_running(job, proc.pid, code)
                     left = None if job.timeout is None else job.timeout - (time.monotonic() - started)
                     log(f"search: a worker process died ({_signal_name(code)})"
-                        + (f" during trial {', '.join(str(n + 1) for n in lost)}, marked failed" if lost else "")
+                        + (f" during trial {', '.join(str(n) for n in lost)}, marked failed" if lost else "")
                         + ("; a new worker goes on" if (left is None or left > 1) and restarts < job.max_trials
                            else ""))
                     if (left is None or left > 1) and restarts < job.max_trials:

@@ -27,7 +27,8 @@ def render(report: dict) -> str:
               f"cost: {s['objectives'][1]}; x float: float32 TFLite gzip / deployed gzip",
               f"reproduce: {chosen['reproduce']}",
               f"verdict: {report.get('verdict', '?').upper()} (target {report['target']['name']}, "
-              f"deploy {report['deploy']}; {len(s['trials'])} trials in {s['seconds']:.0f} s)"]
+              f"deploy {report['deploy']}; {len(s['trials'])} trials in {s['seconds']:.0f} s"
+              + (f"; {s['skipped']} queued steps skipped unrun" if s.get("skipped") else "") + ")"]
     return "\n".join(lines)
 
 

@@ -65,7 +65,7 @@ def test_search_exports_the_smallest_recipe_within_budgets_and_export_reproduces
     meets = [r for r in s["trials"] if r["violation"] == 0]
     assert chosen["gzip_bytes"] == min(r["gzip_bytes"] for r in meets)
     assert result.report["verdict"] == "pass" and s["pareto"]["metric_vs_size"]
-    assert any(line.startswith("trial 2/2: ") and "best so far" in line for line in logged)
+    assert any(line.startswith("trial 1 (2/2): ") and "best so far" in line for line in logged)
     folder = result.out_dir
     deployed = folder / result.report["artifacts"][-1]["file"]
     assert deployed.is_file() and (folder / "recipe.toml").is_file()

@@ -15,8 +15,8 @@ from edgeprune.errors import ConfigError
 from edgeprune.recipe import ClusterSpec, FinetuneSpec, PruneSpec, QatSpec, Recipe, load_recipe
 from edgeprune.search import runner
 from edgeprune.search.cache import TrialCache, trial_key
-from edgeprune.search.choices import candidate, default_params, space_for, suggest
-from edgeprune.search.command import choose, warm_starts
+from edgeprune.search.choices import candidate, default_params, neighbours, space_for, suggest
+from edgeprune.search.command import choose, trial_rows, warm_starts
 from edgeprune.search.objective import objectives, pareto, rank_key, summarize, violation
 from edgeprune.search.pruning import MedianRule
 from edgeprune.search.recipe_toml import dumps, write_recipe
@@ -100,7 +100,7 @@ def test_suggest_makes_the_recipe_the_parameters_describe(params, expect):
 def test_warm_starts_are_the_default_then_a_deep_prune_and_cluster_then_channels():
     starts = warm_starts(DIGITS_HOST, space_for(DIGITS_HOST))
     assert starts[0]["sparsity"] == 0.7 and starts[0]["finetune"] == 1 and not starts[0]["per_tensor"]
-    assert starts[1]["sparsity"] == 0.95 and starts[1]["clusters"] == 16 and starts[1]["finetune"] == 6
+    assert starts[1]["sparsity"] == 0.95 and starts[1]["clusters"] == 16 and starts[1]["finetune"] == 3
     assert starts[1]["per_tensor"]
     assert starts[2]["structure"] == "channel" and starts[2]["channels"] == 0.5
     for params in starts:
@@ -108,6 +108,30 @@ def test_warm_starts_are_the_default_then_a_deep_prune_and_cluster_then_channels
 
 
 # ------------------------------------------------------------------ cache
+
+def test_neighbours_are_one_step_more_compressed_the_steps_that_cost_no_accuracy_first():
+    from edgeprune.search.choices import longer
+
+    space = space_for(DIGITS_HOST.model_copy(update={"quantize": ("int8",), "formats": ("tflite",)}))
+    params = {"structure": "unstructured", "sparsity": 0.95, "scope": "global", "floor": 0.7,
+              "finetune": 3, "clusters": 16, "qat": False, "deploy": "int8.tflite", "int8_io": False,
+              "per_tensor": False}
+    steps = [{k: v for k, v in n.items() if params.get(k) != v} for n in neighbours(params, space)]
+    assert steps == [{"int8_io": True}, {"per_tensor": True}, {"sparsity": 0.97}, {"clusters": 8}]
+    for n in neighbours(params, space):                   # every one is a recipe of the space
+        candidate(DIGITS_HOST, n)
+    deepest = {**params, "sparsity": 0.97, "clusters": 8, "int8_io": True, "per_tensor": True}
+    assert neighbours(deepest, space) == []
+    channel = {"structure": "channel", "channels": 0.5, "finetune": 6, "clusters": 0, "qat": False,
+               "deploy": "float16.tflite"}
+    assert [{k: v for k, v in n.items() if channel.get(k) != v} for n in neighbours(channel, space)] == [
+        {"channels": 0.6}, {"clusters": 32}]
+    assert neighbours({"structure": "none", "clusters": 8, "qat": True, "deploy": "float16.tflite"},
+                      space) == []
+    assert longer(params) == {**params, "finetune": 6}
+    assert longer(channel) == {**channel, "finetune": 12}
+    assert longer({**channel, "finetune": 24}) is None and longer({"structure": "none"}) is None
+
 
 def test_trial_key_changes_with_the_seed_the_recipe_and_the_inputs():
     inputs = {"model": "a", "data": "b"}
@@ -194,12 +218,23 @@ def test_choose_names_the_budget_no_trial_met():
 # ------------------------------------------------------------------ pruning
 
 def test_median_rule_stops_only_after_warmup_with_enough_trials_and_beyond_the_margin():
-    rule = MedianRule(warmup=1, startup=3, margin=0.02)
+    rule = MedianRule(warmup=0.5, startup=3, margin=0.02)
     others = [0.9, 0.92, 0.94]
-    assert not rule.hopeless(0.5, others, epoch=0)          # warm-up
-    assert not rule.hopeless(0.5, others[:2], epoch=1)      # too few completed trials
-    assert not rule.hopeless(0.905, others, epoch=1)        # within the margin
-    assert rule.hopeless(0.85, others, epoch=1)
+    assert not rule.hopeless(0.5, others, progress=0.4)      # warm-up
+    assert not rule.hopeless(0.5, others[:2], progress=0.5)  # too few completed trials
+    assert not rule.hopeless(0.905, others, progress=0.5)    # within the margin
+    assert rule.hopeless(0.85, others, progress=0.5)
+
+
+def test_tenth_names_the_last_epoch_of_each_tenth_of_a_phase():
+    from edgeprune.search.pruning import tenth
+
+    assert [tenth(e, 10) for e in range(10)] == list(range(1, 11))
+    assert [tenth(e, 20) for e in range(20)] == [None, 1, None, 2, None, 3, None, 4, None, 5,
+                                                 None, 6, None, 7, None, 8, None, 9, None, 10]
+    assert [tenth(e, 4) for e in range(4)] == [2, 5, 7, 10]
+    # 48 and 288 epochs (x1 and x6 fine-tuning): the same tenths at the same point of the phase
+    assert tenth(23, 48) == tenth(143, 288) == 5 and tenth(47, 48) == tenth(287, 288) == 10
 
 
 # ------------------------------------------------------------------ the worker loop, export faked
@@ -214,14 +249,16 @@ def _job(tmp_path, max_trials=4, prune_rule=None):
         cache_dir=str(tmp_path / "trials"), max_trials=max_trials, timeout=None, prune_rule=prune_rule)
 
 
-def _fake_export(calls):
+def _fake_export(calls, finetune_gain=0.0):
+    """A trial's result without an export: ``sparsity / 20`` points lost (times
+    ``(epochs / 8) ** -finetune_gain``: longer fine-tuning helps), 1000 B x density."""
     def export(trial, job, recipe, entry, log):
         calls.append(recipe)
         (entry / "out").mkdir(parents=True, exist_ok=True)
         if recipe.prune is not None and recipe.prune.structure == "channel" and recipe.qat is not None:
             return {"error": "a combination the fake refuses", "seconds": 0.0}
         sparsity = recipe.prune.final_sparsity if recipe.prune is not None else 0.0
-        drop = sparsity / 20
+        drop = sparsity / 20 * (recipe.finetune.epochs / 8) ** -finetune_gain
         budgets = [_budget("max_accuracy_drop", 0.04, drop, "pass" if drop <= 0.04 else "fail")]
         out = summarize(_report(int(1000 * (1 - sparsity)) + (8 if recipe.cluster else 0), 0.01,
                                 0.97 - drop, budgets), job.primary, job.cost_names)
@@ -239,7 +276,8 @@ def test_worker_runs_max_trials_records_constraints_and_a_rerun_costs_nothing(tm
     for params in warm_starts(Recipe.model_validate(job.base_recipe), job.space):
         study.enqueue_trial(params)
     assert runner.worker_main(job) == 4
-    trials = open_study(job.storage, job.study_name, "tpe", 0).trials
+    trials = [t for t in open_study(job.storage, job.study_name, "tpe", 0).trials
+              if t.state != optuna.trial.TrialState.WAITING]        # queued steps never run
     assert len(trials) == 4 and len(calls) == len({trial_key(job.inputs, r) for r in calls})
     first = trials[0]
     assert first.params["sparsity"] == 0.7 and first.user_attrs["violation"] == 0
@@ -258,7 +296,66 @@ def test_worker_runs_max_trials_records_constraints_and_a_rerun_costs_nothing(tm
     again.max_trials = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     runner.worker_main(again)
     assert len(calls) == before
-    assert all(t.user_attrs["cached"] for t in open_study(again.storage, "s2", "tpe", 0).trials)
+    assert all(t.user_attrs["cached"] for t in open_study(again.storage, "s2", "tpe", 0).trials
+               if t.state != optuna.trial.TrialState.WAITING)
+
+
+def test_worker_queues_the_steps_around_each_new_smallest_trial_that_meets_every_budget(tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(runner, "export_trial", _fake_export(calls, finetune_gain=0.02))
+    job = _job(tmp_path, max_trials=6)
+    from edgeprune.search import steps
+    from edgeprune.search.study import open_study
+
+    study = open_study(job.storage, job.study_name, job.sampler, 0)
+    start = {**default_params(Recipe.model_validate(job.base_recipe), job.space), "sparsity": 0.75,
+             "int8_io": True, "per_tensor": True}
+    study.enqueue_trial(start)
+    logged: list[str] = []
+    runner.worker_main(job, log=logged.append)
+    trials = [t for t in open_study(job.storage, job.study_name, "tpe", 0).trials
+              if t.state != optuna.trial.TrialState.WAITING]
+    # The fake loses sparsity/20 against a budget of 0.04. 75% meets every budget and is the
+    # smallest so far: 80% and cluster 32 are queued. 80% is smaller again: its steps are
+    # queued, and cluster 32 at 75% is skipped unrun (stale). 85% misses only accuracy and is
+    # smaller than the best: queued again with x3 fine-tuning, which takes the excess down by
+    # more than a third (0.0625 -> 0.039), so x6 follows.
+    assert [(t.state.name, {k: v for k, v in t.params.items() if start.get(k) != v},
+             t.user_attrs.get("step_from"), t.user_attrs.get("retry_of")) for t in trials] == [
+        ("COMPLETE", {}, None, None),
+        ("COMPLETE", {"sparsity": 0.8}, 0, None),
+        ("PRUNED", {}, 0, None),
+        ("COMPLETE", {"sparsity": 0.85}, 1, None),
+        ("COMPLETE", {"sparsity": 0.8, "clusters": 32}, 1, None),
+        ("COMPLETE", {"sparsity": 0.85, "finetune": 3}, None, 3),
+        ("COMPLETE", {"sparsity": 0.85, "finetune": 6}, None, 5)]
+    assert trials[2].user_attrs["skipped"] == "trial 1 is now smaller than trial 0, whose step this was"
+    assert steps.counted(study) == 6                       # the skipped trial does not count
+    assert sum("one step more compressed are queued next" in line for line in logged) == 2
+    assert any("trial 3 misses only the accuracy budget: queued again with x3 fine-tuning" in line
+               for line in logged)
+    rows = trial_rows(open_study(job.storage, job.study_name, "tpe", 0), True)
+    assert [r["number"] for r in rows] == [0, 1, 3, 4, 5, 6]     # the report leaves skipped trials out
+    # trial 4 (larger than trial 1) queues nothing; nothing is queued twice
+    fixed = [tuple(sorted(t.system_attrs["fixed_params"].items())) for t in trials]
+    assert len(fixed) == len(set(fixed))
+
+
+def test_a_retry_that_longer_finetuning_did_not_help_is_not_retried_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "export_trial", _fake_export([]))        # fine-tuning changes nothing
+    job = _job(tmp_path, max_trials=3)
+    from edgeprune.search.study import open_study
+
+    study = open_study(job.storage, job.study_name, job.sampler, 0)
+    start = {**default_params(Recipe.model_validate(job.base_recipe), job.space), "sparsity": 0.85}
+    study.enqueue_trial(start)
+    logged: list[str] = []
+    runner.worker_main(job, log=logged.append)
+    trials = open_study(job.storage, job.study_name, "tpe", 0).trials
+    assert trials[1].params == {**start, "finetune": 3} and trials[1].user_attrs["retry_of"] == 0
+    assert "trial 1: longer fine-tuning took the budgets' excess from 0.0625 to 0.0625, not retried again" \
+        in logged
+    assert not [t for t in trials if t.user_attrs.get("retry_of") == 1]
 
 
 def test_worker_records_a_failing_recipe_and_goes_on(tmp_path, monkeypatch):
@@ -274,24 +371,28 @@ def test_worker_records_a_failing_recipe_and_goes_on(tmp_path, monkeypatch):
     trials = open_study(job.storage, job.study_name, "tpe", 0).trials
     assert trials[0].state == optuna.trial.TrialState.FAIL
     assert trials[0].user_attrs["error"] == "a combination the fake refuses"
-    assert len(trials) == 2
+    assert len([t for t in trials if t.state != optuna.trial.TrialState.WAITING]) == 2
     assert json.loads((tmp_path / "trials" / trials[0].user_attrs["key"] / "result.json").read_text())["error"]
 
 
-def test_epoch_hook_records_the_curve_and_stops_a_trial_below_the_median():
+def test_epoch_hook_compares_trials_at_the_same_tenth_of_their_phase():
     from edgeprune.search.pruning import epoch_hook
 
     study = optuna.create_study(directions=["minimize", "minimize"])
     for acc in (0.90, 0.92, 0.94):
         study.add_trial(optuna.trial.create_trial(values=[1.0, 1.0], user_attrs={
-            "curve": {"prune:0": acc - 0.1, "prune:1": acc}}))
+            "curve": {"prune:1": acc - 0.3, "prune:5": acc}}))
     trial = study.ask()
     hook = epoch_hook(trial, MedianRule())
-    hook("prune", 0, {"val_accuracy": 0.5})              # warm-up: recorded, not stopped
-    hook("prune", 1, {"loss": 1.0})                       # nothing watched: ignored
-    with pytest.raises(optuna.TrialPruned, match="below the median 0.9200"):
-        hook("prune", 1, {"val_accuracy": 0.85})
-    assert trial.user_attrs["curve"] == {"prune:0": 0.5, "prune:1": 0.85}
+    hook("prune", 0, 60, {"val_accuracy": 0.5})          # not the last epoch of a tenth: ignored
+    hook("prune", 5, 60, {"val_accuracy": 0.5})          # tenth 1, warm-up: recorded, not stopped
+    hook("prune", 29, 60, {"loss": 1.0})                  # nothing watched: ignored
+    with pytest.raises(optuna.TrialPruned, match="at 5/10 of prune is more than 0.02 below the median 0.9200"):
+        hook("prune", 29, 60, {"val_accuracy": 0.85})    # epoch 30 of 60 = tenth 5 of 10-epoch trials
+    assert trial.user_attrs["curve"] == {"prune:1": 0.5, "prune:5": 0.85}
+    queued = study.ask()                                  # a step around the best trial: never stopped
+    epoch_hook(queued, MedianRule(), judge=False)("prune", 29, 60, {"val_accuracy": 0.5})
+    assert queued.user_attrs["curve"] == {"prune:5": 0.5}
 
 
 def crash_once_worker(job, index, lines):
@@ -322,8 +423,23 @@ def test_local_search_survives_a_trial_that_kills_its_process(tmp_path):
     runner.run_local(job, 1, logged.append, worker=crash_once_worker)
 
     trials = open_study(job.storage, job.study_name, "tpe", 0).trials
-    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert [t.state.name for t in trials if t.state.name != "WAITING"] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert trials[0].user_attrs["error"] == "the trial's process died (signal 11, SIGSEGV)"
-    assert any("a worker process died (signal 11, SIGSEGV) during trial 1, marked failed; a new worker goes on"
+    assert any("a worker process died (signal 11, SIGSEGV) during trial 0, marked failed; a new worker goes on"
                in line for line in logged), logged
-    assert sum(line.startswith("trial ") for line in logged) == 2      # progress lines came back
+    assert sum("best so far" in line for line in logged) == 2      # progress lines came back
+
+
+def test_table_marks_the_choice_and_counts_queued_steps_skipped_unrun():
+    from edgeprune.search.table import render
+
+    row = {"number": 3, "state": "complete", "violation": 0, "gzip_bytes": 2896, "size_ratio": 18.1,
+           "cost": 0.009, "metric": 0.975, "metric_drop": 0.0028, "seconds": 23.1, "label": "prune 95%",
+           "failed": [], "error": None, "cached": False}
+    report = {"verdict": "pass", "target": {"name": "host"}, "deploy": "int8.tflite", "search": {
+        "trials": [row], "pareto": {"metric_vs_size": [3], "metric_vs_cost": [3]}, "metric": "accuracy",
+        "objectives": ["gzip_bytes (minimise)", "latency_ms (minimise)"], "seconds": 466.0, "skipped": 7,
+        "chosen": {"trial": 3, "label": "prune 95%", "why": "smallest", "reproduce": "edgeprune export"}}}
+    text = render(report)
+    assert "   3*  meets" in text and "2,896" in text
+    assert text.endswith("1 trials in 466 s; 7 queued steps skipped unrun)")
