@@ -31,11 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,30 +101,11 @@ def run(cmd: list[str], out: Path, log: Path) -> tuple[dict | None, float, int]:
 
 @contextmanager
 def ray_head(cpus: int = 2):
-    """A Ray head on loopback (``ray start --head --block``), its process group stopped afterwards."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    temp = tempfile.mkdtemp(prefix="ep-ray-", dir="/tmp")   # Ray's socket paths are length-limited
-    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
-                             "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={cpus}",
-                             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
-                            env={**subprocess_env(), "RAY_USAGE_STATS_ENABLED": "0"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        for _ in range(180):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
-        yield f"127.0.0.1:{port}"
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+    """A Ray head on loopback (edgeprune/search/ray_local.py) that sees this checkout."""
+    from edgeprune.search.ray_local import loopback_head
+
+    with loopback_head(cpus, env=subprocess_env(), timeout=90) as address:
+        yield address
 
 
 def row(model: str, method: str, report: dict | None, seconds: float, code: int, float_gzip) -> tuple:

@@ -17,6 +17,7 @@ export's compress, export, validate and budget stages, see pipeline.py).
     runner.py       the worker loop and one trial; local processes and Ray tasks
     steps.py        the trials queued around the best one (one step more compressed, or
                     longer fine-tuning), and skipping those a better trial made pointless
+    ray_local.py    a Ray head on loopback, for trying --ray on one machine (tests, benchmark)
     cache.py        trials keyed by the sha256 of model, data, target, recipe and seed
     pruning.py      the median rule that stops a hopeless trial during its fine-tuning
     recipe_toml.py  the chosen recipe as a TOML file that ``export --recipe`` reads back

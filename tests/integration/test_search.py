@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -89,48 +85,17 @@ def test_search_exports_the_smallest_recipe_within_budgets_and_export_reproduces
     assert (result.out_dir / deployed.name).read_bytes() == deployed.read_bytes()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def ray_head():
-    """A Ray head on loopback with two CPUs, stopped (its whole process group) afterwards."""
+    """A Ray head on loopback with two CPUs (edgeprune/search/ray_local.py), stopped with
+    its whole process group afterwards."""
     import ray  # noqa: F401  (a test dependency: missing, this fails rather than skips)
 
-    port = _free_port()
-    temp = tempfile.mkdtemp(prefix="ep-ray-", dir="/tmp")   # short: Ray's socket paths are limited
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    ray_bin = Path(sys.executable).with_name("ray")
-    head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-                             f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                             "--disable-usage-stats", f"--temp-dir={temp}"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        assert head.poll() is None, "ray start --head exited"
-        time.sleep(0.5)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(head.pid, signal.SIGKILL)   # whatever of the group is left
-        except ProcessLookupError:
-            pass
-        head.wait()
-        shutil.rmtree(temp, ignore_errors=True)
+    from edgeprune.search.ray_local import loopback_head
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with loopback_head(2, env=env, timeout=90) as address:
+        yield address
 
 
 def test_search_runs_its_trials_as_ray_tasks_into_one_study(target, tmp_path, ray_head):
