@@ -188,8 +188,16 @@ def _export_tflite(compressed, profile, precision, rep, staging, to_tflite, data
     if choice.check is not None:
         settings["encoding_check"] = choice.check
     settings["runtime_probe"] = choice.runs
+    out = choice.data
+    if recipe.tflite_strip:
+        from .export.names import strip_tflite
+
+        stripped = strip_tflite(out)
+        out = stripped.data
+        settings["stripped"] = {"tensor_names": stripped.names, "metadata": list(stripped.metadata),
+                                "bytes_saved": stripped.bytes_saved}
     path = staging / f"model_{precision}.tflite"
-    path.write_bytes(choice.data)
+    path.write_bytes(out)
     return _artifact(f"{precision}.tflite", path, "tflite", precision, choice.encoding,
                      "compressed.keras", settings)
 

@@ -155,6 +155,7 @@ class Recipe(BaseModel):
     formats: tuple[Format, ...] = ("tflite", "onnx")
     deploy: str = "int8.tflite"
     tflite_sparse_encoding: Literal["auto", "always", "never"] = "auto"
+    tflite_strip: bool = False       # TFLite files without what no runtime reads (export/names.py)
     representative_samples: int = Field(200, ge=1, le=1_000_000)
     onnx_quant: OnnxQuantSpec = Field(default_factory=OnnxQuantSpec)
     backoff: BackoffSpec | None = Field(default_factory=BackoffSpec)

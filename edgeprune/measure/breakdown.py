@@ -8,7 +8,8 @@ op whose count grew::
 
 Tensor bytes are elements x the dtype's size, as the runtime holds them (a sparse or
 clustered encoding is counted dense). Tensors that share a name are summed, so a
-name is a stable key between two exports. Needs no TensorFlow: the LiteRT
+name is a stable key between two exports; a tensor without a name (a file exported with
+``recipe.tflite_strip``) is keyed by its index, ``#7``. Needs no TensorFlow: the LiteRT
 interpreter and the ``onnx`` package only.
 """
 
@@ -47,7 +48,7 @@ def breakdown_tflite(path: str | Path) -> dict:
     for detail in interp.get_tensor_details():
         if detail["index"] in constants:
             count = int(np.prod(detail["shape"])) if len(detail["shape"]) else 1
-            tensors[detail["name"]] += count * np.dtype(detail["dtype"]).itemsize
+            tensors[detail["name"] or f"#{detail['index']}"] += count * np.dtype(detail["dtype"]).itemsize
     return {"tensors": dict(sorted(tensors.items())),
             "ops": dict(sorted(Counter(op["op_name"] for op in ops).items()))}
 
