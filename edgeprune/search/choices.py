@@ -17,6 +17,9 @@ choices and the default recipe enqueued as the first trial)::
     int8_io        false | true                          (int8 TFLite only, when the base is false)
     per_tensor     false | true                          (int8 TFLite only: one weight scale per
                                                           tensor instead of per channel)
+    strip          false | true                          (TFLite only, when the base is false:
+                                                          recipe.tflite_strip, names and converter
+                                                          metadata removed)
 
 A trial's recipe makes only its deployed artifact (``quantize`` and ``formats`` narrowed
 to it), so it costs one conversion; the seed and everything else come from the base
@@ -45,6 +48,7 @@ class Space:
     floors: tuple[float, ...]
     channels: tuple[float, ...]
     int8_io: bool                    # search int8 I/O (the base recipe has it off)
+    strip: bool = False              # search tflite_strip (the base recipe has it off)
 
 
 def space_for(base: Recipe, deploys: tuple[str, ...] | None = None) -> Space:
@@ -61,7 +65,7 @@ def space_for(base: Recipe, deploys: tuple[str, ...] | None = None) -> Space:
     if prune is not None and prune.stem_and_classifier_max_sparsity is not None:
         floors.add(prune.stem_and_classifier_max_sparsity)
     return Space(tuple(names), tuple(sorted(sparsity)), tuple(sorted(floors)), tuple(sorted(channels)),
-                 int8_io=not base.int8_io)
+                 int8_io=not base.int8_io, strip=not base.tflite_strip)
 
 
 def suggest(trial, base: Recipe, space: Space) -> Candidate:
@@ -83,6 +87,8 @@ def suggest(trial, base: Recipe, space: Space) -> Candidate:
         params["int8_io"] = trial.suggest_categorical("int8_io", [False, True])
     if params["deploy"] == "int8.tflite":
         params["per_tensor"] = trial.suggest_categorical("per_tensor", [False, True])
+    if space.strip and params["deploy"].endswith(".tflite"):
+        params["strip"] = trial.suggest_categorical("strip", [False, True])
     return candidate(base, params)
 
 
@@ -119,20 +125,24 @@ def candidate(base: Recipe, params: dict) -> Candidate:
     cand = derive(base, _label(params), prune=prune, cluster=cluster, qat=qat, quantize=(precision,),
                   formats=(fmt,), deploy=params["deploy"], finetune=finetune,
                   int8_io=params.get("int8_io", base.int8_io),
-                  int8_per_channel=not params.get("per_tensor", not base.int8_per_channel))
+                  int8_per_channel=not params.get("per_tensor", not base.int8_per_channel),
+                  tflite_strip=params.get("strip", base.tflite_strip))
     return cand
 
 
 def neighbours(params: dict, space: Space) -> list[dict]:
     """The trials one step more compressed than ``params`` (a trial that meets every
-    budget and is the smallest so far), the steps that cost no accuracy first: int8 I/O,
-    one weight scale per tensor, sparsity or channels one step up, clusters one step down
+    budget and is the smallest so far), the steps that cost no accuracy first: a stripped
+    TFLite file, int8 I/O, one weight scale per tensor, sparsity or channels one step up,
+    clusters one step down
     (off counts as above 32). A sampler spends most of a short budget away from its best
     trial: on the reference model, 8 of 20 TPE trials did not prune at all, while the
     recipe one step from the best (97% instead of 95%) was 19.6x smaller than the float
     file against the best's 16.7x. A step that loses too much accuracy is tried again
     with longer fine-tuning (:func:`longer`)."""
     steps: list[dict] = []
+    if space.strip and params["deploy"].endswith(".tflite") and not params.get("strip", True):
+        steps.append({"strip": True})
     if space.int8_io and params["deploy"] == "int8.tflite" and not params.get("int8_io", True):
         steps.append({"int8_io": True})
     if params["deploy"] == "int8.tflite" and not params.get("per_tensor", True):
@@ -188,6 +198,8 @@ def default_params(base: Recipe, space: Space) -> dict | None:
         params["int8_io"] = base.int8_io
     if base.deploy == "int8.tflite":
         params["per_tensor"] = not base.int8_per_channel
+    if space.strip and base.deploy.endswith(".tflite"):
+        params["strip"] = base.tflite_strip
     # The candidate must be the base recipe itself (narrowed to its deploy), not a neighbour.
     narrowed = derive(base, "default", quantize=(base.deploy.split(".")[0],),
                       formats=(base.deploy.split(".")[1],)).recipe
@@ -210,5 +222,6 @@ def _label(params: dict) -> str:
     if params["qat"]:
         parts.append("QAT")
     parts.append(params["deploy"] + (" int8 I/O" if params.get("int8_io") else "")
-                 + (" per-tensor" if params.get("per_tensor") else ""))
+                 + (" per-tensor" if params.get("per_tensor") else "")
+                 + (" stripped" if params.get("strip") else ""))
     return ", ".join(parts)

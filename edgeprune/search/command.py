@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -114,7 +115,8 @@ def run_search(opts: SearchOptions) -> SearchResult:
         storage=url, study_name=study_name, sampler=opts.sampler, seed=base.seed,
         cache_dir=str((folder / "trials").resolve()), max_trials=opts.max_trials, timeout=opts.timeout,
         prune_rule=MedianRule() if opts.prune_trials else None,
-        env={k: v for k, v in os.environ.items() if k.startswith(("EDGEPRUNE_", "TF_CPP"))})
+        env={k: v for k, v in os.environ.items() if k.startswith(("EDGEPRUNE_", "TF_CPP"))},
+        run=uuid.uuid4().hex[:12])
     study = open_study(url, study_name, opts.sampler, base.seed)
     if opts.storage is None and fail_stale(study):
         opts.log("search: trials left running by an interrupted search are marked failed")
@@ -137,6 +139,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
     chosen = choose(rows, profile.name)
     section = search_section(rows, chosen, job, opts, float_gzip, url, time.perf_counter() - started)
     section["skipped"] = sum(1 for t in done_study.get_trials(deepcopy=False) if SKIPPED in t.user_attrs)
+    section["repeats"] = sum(1 for r in rows if r.get("repeat_of") is not None)
     final = write_output(chosen, job, profile.name, Path(opts.out_dir), section)
     report = json.loads((final / "report.json").read_text(encoding="utf-8"))
     return SearchResult(report, final, time.perf_counter() - started, chosen)
@@ -159,20 +162,23 @@ def warm_starts(base, space) -> list[dict]:
         deep["int8_io"] = False
     if deep["deploy"] == "int8.tflite":
         deep["per_tensor"] = True
+    if space.strip and deep["deploy"].endswith(".tflite"):
+        deep["strip"] = True        # costs no accuracy: only the names in its report
     if deep != default:
         starts.append(deep)
     # Channel pruning: the one step that shrinks a dense file (a microcontroller's flash,
     # a runtime without sparse kernels) and its compute.
     channel = {"structure": "channel", "channels": 0.5, "finetune": 1, "clusters": 0, "qat": False,
                "deploy": space.deploys[0], **({"int8_io": False} if "int8_io" in deep else {}),
-               **({"per_tensor": False} if "per_tensor" in deep else {})}
+               **({"per_tensor": False} if "per_tensor" in deep else {}),
+               **({"strip": False} if "strip" in deep else {})}
     if channel != default:
         starts.append(channel)
     return starts
 
 
 def trial_rows(study, higher: bool) -> list[dict]:
-    from .steps import SKIPPED
+    from .steps import REPEAT, SKIPPED
 
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -182,6 +188,7 @@ def trial_rows(study, higher: bool) -> list[dict]:
         rows.append({"number": t.number, "state": t.state.name.lower(), "label": a.get("label"),
                      "changes": a.get("changes", []), "key": a.get("key"), "cached": a.get("cached"),
                      "worker": a.get("worker"), "step_from": a.get("step_from"), "retry_of": a.get("retry_of"),
+                     "repeat_of": a.get(REPEAT),
                      "seconds": a.get("seconds"), "deploy": a.get("deploy"),
                      "size_bytes": a.get("size_bytes"), "gzip_bytes": a.get("gzip_bytes"),
                      "cost_name": a.get("cost_name"), "cost": a.get("cost"), "metric": a.get("metric"),

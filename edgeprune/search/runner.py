@@ -15,7 +15,11 @@ with them (measured: the same recipe and seed exported under ``taskset -c 0`` an
 unpinned on two cores gave different int8 files). Unpinned, a trial's files are the
 bytes a plain ``export`` of its recipe makes on the same machine. Ray workers are Ray
 tasks (one CPU each) that read the model and data from the paths given, which must be
-the same on every node (a shared disk), and write to the study's storage URL.
+the same on every node (a shared disk), and write to the study's storage URL. Ray
+reruns a task whose worker process died (``RAY_TASK_RETRIES``); the rerun first marks
+the trial its previous attempt left running as failed (``fail_orphans``: every trial
+records its ``slot``, the search's run id and the worker's index), as a local worker's
+parent does for a dead process.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ class SearchJob:
     timeout: float | None
     prune_rule: object | None          # pruning.MedianRule, or None: never stop a trial early
     env: dict = field(default_factory=dict)   # EDGEPRUNE_* and the like, for remote workers
+    run: str = ""                      # this search's id: with a worker's index, its slot
+
+
+RAY_TASK_RETRIES = 3    # reruns of a Ray task whose worker process died (a native crash)
 
 
 class TrialFailed(Exception):
@@ -69,17 +77,36 @@ def worker_main(job: SearchJob, index: int = 0, log=None) -> int:
     from .study import open_study
 
     study = open_study(job.storage, job.study_name, job.sampler, job.seed + index)
+    slot = f"{job.run}:{index}"
+    for number in fail_orphans(study, slot):
+        (log or _log)(f"search: trial {number} was left running by a worker whose process died "
+                      "(its Ray task is rerun), marked failed")
     if counted(study) >= job.max_trials:
         return 0
     ran = []
 
     def objective(trial):
         ran.append(trial.number)
+        trial.set_user_attr("slot", slot)
         return run_trial(trial, job, log or _log)
 
     study.optimize(objective, timeout=job.timeout, catch=(TrialFailed,), gc_after_trial=True,
                    callbacks=[StopAt(job.max_trials)])
     return len(ran)
+
+
+def fail_orphans(study, slot: str) -> list[int]:
+    """Mark the trials left running in ``slot`` as failed: a worker runs one trial at a
+    time, so a running trial of its slot when it starts is one a dead predecessor left."""
+    from optuna.trial import TrialState
+
+    lost = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("slot") == slot:
+            study._storage.set_trial_user_attr(t._trial_id, "error", "the trial's worker process died")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            lost.append(t.number)
+    return lost
 
 
 def _log(msg: str) -> None:
@@ -108,6 +135,8 @@ def run_trial(trial, job: SearchJob, log) -> tuple[float, float]:
     t0 = time.perf_counter()
     result = cache.get(key)
     cached = result is not None
+    if cached:
+        steps.mark_repeat(trial, key)
     if result is None:
         result = export_trial(trial, job, cand.recipe, cache.entry(key), log)
         cache.put(key, result)
@@ -319,8 +348,19 @@ def run_ray(job: SearchJob, address: str, workers: int, log) -> None:
                           fix="start the cluster with Ray's own `ray start` (see docs/search.md), "
                               "or pass the address `ray status` shows") from None
     try:
-        task = ray.remote(num_cpus=1)(worker_main)
+        task = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES)(worker_main)
         log(f"search: {workers} Ray tasks on {address}")
         ray.get([task.remote(job, i) for i in range(workers)])
+    except ray.exceptions.RayTaskError as exc:      # the task raised: an EdgepruneError as itself
+        from ..errors import EdgepruneError
+
+        if isinstance(exc.cause, EdgepruneError):
+            raise exc.cause from None
+        raise
+    except ray.exceptions.RayError as exc:          # its process died more often than retried
+        raise DeviceError(f"a Ray search task stopped: {str(exc).strip().splitlines()[0][:300]}",
+                          where=f"--ray {address}",
+                          fix="see the Ray worker's log (`ray logs`); the study resumes where it "
+                              "stopped when the search is run again") from None
     finally:
         ray.shutdown()

@@ -19,7 +19,8 @@ def render(report: dict) -> str:
                      f"{_n(r['seconds'], '{:.0f}'):>5}  {r['label'] or ''}"
                      + (f"  [{', '.join(r['failed'])}]" if r["failed"] and state == "misses" else "")
                      + (f"  [{r['error']}]" if r.get("error") else "")
-                     + ("  (cached)" if r.get("cached") else ""))
+                     + (f"  (repeat of {r['repeat_of']})" if r.get("repeat_of") is not None
+                        else "  (cached)" if r.get("cached") else ""))
     chosen = s["chosen"]
     lines += ["", f"* chosen: trial {chosen['trial']} ({chosen['label']}): {chosen['why']}",
               f"p: on the Pareto front of {s['metric']}"
@@ -28,7 +29,9 @@ def render(report: dict) -> str:
               f"reproduce: {chosen['reproduce']}",
               f"verdict: {report.get('verdict', '?').upper()} (target {report['target']['name']}, "
               f"deploy {report['deploy']}; {len(s['trials'])} trials in {s['seconds']:.0f} s"
-              + (f"; {s['skipped']} queued steps skipped unrun" if s.get("skipped") else "") + ")"]
+              + (f"; {s['skipped']} queued steps skipped unrun" if s.get("skipped") else "")
+              + (f"; {s['repeats']} repeats of earlier trials, not counted" if s.get("repeats") else "")
+              + ")"]
     return "\n".join(lines)
 
 

@@ -77,18 +77,20 @@ def test_default_params_are_none_when_the_base_recipe_is_outside_the_space():
 
 @pytest.mark.parametrize("params, expect", [
     ({"structure": "channel", "channels": 0.3, "finetune": 1, "clusters": 16, "qat": True,
-      "deploy": "int8.tflite", "int8_io": True, "per_tensor": False},
+      "deploy": "int8.tflite", "int8_io": True, "per_tensor": False, "strip": False},
      lambda r: r.prune.structure == "channel" and not r.cluster.preserve_sparsity
-     and r.qat.preserve == "clusters" and r.int8_io and r.int8_per_channel and r.finetune.epochs == 8),
+     and r.qat.preserve == "clusters" and r.int8_io and r.int8_per_channel and r.finetune.epochs == 8
+     and not r.tflite_strip),
     ({"structure": "unstructured", "sparsity": 0.9, "scope": "global", "floor": 0.3, "finetune": 3,
       "clusters": 8, "qat": True, "deploy": "int8.onnx"},
      lambda r: r.qat.preserve == "sparsity_and_clusters" and r.formats == ("onnx",)
      and r.prune.stem_and_classifier_max_sparsity == 0.3 and r.finetune.epochs == 24),
     ({"structure": "unstructured", "sparsity": 0.97, "scope": "global", "floor": 0.7, "finetune": 6,
-      "clusters": 16, "qat": False, "deploy": "int8.tflite", "int8_io": False, "per_tensor": True},
+      "clusters": 16, "qat": False, "deploy": "int8.tflite", "int8_io": False, "per_tensor": True,
+      "strip": True},
      lambda r: not r.int8_per_channel and r.finetune.epochs == 48 and r.prune.max_layer_sparsity == 0.99
-     and r.cluster.epochs == 4),
-    ({"structure": "none", "clusters": 0, "qat": False, "deploy": "float16.tflite"},
+     and r.cluster.epochs == 4 and r.tflite_strip),
+    ({"structure": "none", "clusters": 0, "qat": False, "deploy": "float16.tflite", "strip": False},
      lambda r: r.prune is None and r.cluster is None and r.deploy == "float16.tflite"),
 ])
 def test_suggest_makes_the_recipe_the_parameters_describe(params, expect):
@@ -101,7 +103,7 @@ def test_warm_starts_are_the_default_then_a_deep_prune_and_cluster_then_channels
     starts = warm_starts(DIGITS_HOST, space_for(DIGITS_HOST))
     assert starts[0]["sparsity"] == 0.7 and starts[0]["finetune"] == 1 and not starts[0]["per_tensor"]
     assert starts[1]["sparsity"] == 0.95 and starts[1]["clusters"] == 16 and starts[1]["finetune"] == 3
-    assert starts[1]["per_tensor"]
+    assert starts[1]["per_tensor"] and starts[1]["strip"] and not starts[0]["strip"]
     assert starts[2]["structure"] == "channel" and starts[2]["channels"] == 0.5
     for params in starts:
         suggest(optuna.trial.FixedTrial(params), DIGITS_HOST, space_for(DIGITS_HOST))
@@ -115,18 +117,21 @@ def test_neighbours_are_one_step_more_compressed_the_steps_that_cost_no_accuracy
     space = space_for(DIGITS_HOST.model_copy(update={"quantize": ("int8",), "formats": ("tflite",)}))
     params = {"structure": "unstructured", "sparsity": 0.95, "scope": "global", "floor": 0.7,
               "finetune": 3, "clusters": 16, "qat": False, "deploy": "int8.tflite", "int8_io": False,
-              "per_tensor": False}
+              "per_tensor": False, "strip": False}
     steps = [{k: v for k, v in n.items() if params.get(k) != v} for n in neighbours(params, space)]
-    assert steps == [{"int8_io": True}, {"per_tensor": True}, {"sparsity": 0.97}, {"clusters": 8}]
+    assert steps == [{"strip": True}, {"int8_io": True}, {"per_tensor": True}, {"sparsity": 0.97},
+                     {"clusters": 8}]
     for n in neighbours(params, space):                   # every one is a recipe of the space
         candidate(DIGITS_HOST, n)
-    deepest = {**params, "sparsity": 0.97, "clusters": 8, "int8_io": True, "per_tensor": True}
+    deepest = {**params, "sparsity": 0.97, "clusters": 8, "int8_io": True, "per_tensor": True, "strip": True}
     assert neighbours(deepest, space) == []
     channel = {"structure": "channel", "channels": 0.5, "finetune": 6, "clusters": 0, "qat": False,
-               "deploy": "float16.tflite"}
+               "deploy": "float16.tflite", "strip": False}
     assert [{k: v for k, v in n.items() if channel.get(k) != v} for n in neighbours(channel, space)] == [
-        {"channels": 0.6}, {"clusters": 32}]
-    assert neighbours({"structure": "none", "clusters": 8, "qat": True, "deploy": "float16.tflite"},
+        {"strip": True}, {"channels": 0.6}, {"clusters": 32}]
+    assert neighbours({"structure": "none", "clusters": 8, "qat": True, "deploy": "float16.tflite",
+                       "strip": True}, space) == []
+    assert neighbours({"structure": "none", "clusters": 8, "qat": True, "deploy": "int8.onnx"},
                       space) == []
     assert longer(params) == {**params, "finetune": 6}
     assert longer(channel) == {**channel, "finetune": 12}
@@ -309,7 +314,7 @@ def test_worker_queues_the_steps_around_each_new_smallest_trial_that_meets_every
 
     study = open_study(job.storage, job.study_name, job.sampler, 0)
     start = {**default_params(Recipe.model_validate(job.base_recipe), job.space), "sparsity": 0.75,
-             "int8_io": True, "per_tensor": True}
+             "int8_io": True, "per_tensor": True, "strip": True}
     study.enqueue_trial(start)
     logged: list[str] = []
     runner.worker_main(job, log=logged.append)
@@ -430,6 +435,68 @@ def test_local_search_survives_a_trial_that_kills_its_process(tmp_path):
     assert sum("best so far" in line for line in logged) == 2      # progress lines came back
 
 
+def test_a_rerun_worker_marks_the_trial_its_dead_predecessor_left_running_failed(tmp_path, monkeypatch):
+    """What a Ray task rerun after its process died finds: a RUNNING trial of its slot."""
+    calls: list = []
+    monkeypatch.setattr(runner, "export_trial", _fake_export(calls))
+    job = _job(tmp_path, max_trials=4)               # the two still running count
+    job.run = "r1"
+    from edgeprune.search.study import open_study
+
+    study = open_study(job.storage, job.study_name, job.sampler, 0)
+    for slot in ("r1:0", "r1:1", "r0:0"):          # a dead worker's; another live worker's; another search's
+        study.ask().set_user_attr("slot", slot)
+    logged: list[str] = []
+    runner.worker_main(job, 0, log=logged.append)
+    trials = open_study(job.storage, job.study_name, "tpe", 0).trials
+    assert [t.state.name for t in trials[:3]] == ["FAIL", "RUNNING", "RUNNING"]
+    assert trials[0].user_attrs["error"] == "the trial's worker process died"
+    assert logged[0] == ("search: trial 0 was left running by a worker whose process died "
+                         "(its Ray task is rerun), marked failed")
+    # the failed trial and the two running count: one more trial runs, in this worker's slot
+    assert trials[3].state.name == "COMPLETE" and trials[3].user_attrs["slot"] == "r1:0"
+    assert len(calls) == 1 and all(t.state.name == "WAITING" for t in trials[4:])
+
+
+def test_a_repeat_of_an_earlier_trial_is_cached_and_not_counted(tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(runner, "export_trial", _fake_export(calls))
+    job = _job(tmp_path, max_trials=3)
+    from edgeprune.search.study import open_study
+
+    study = open_study(job.storage, job.study_name, job.sampler, 0)
+    first, second = warm_starts(Recipe.model_validate(job.base_recipe), job.space)[:2]
+    for params in (first, first, first, second):       # what a sampler over categories can do
+        study.enqueue_trial(params)
+    logged: list[str] = []
+    runner.worker_main(job, log=logged.append)
+    trials = [t for t in open_study(job.storage, job.study_name, "tpe", 0).trials
+              if t.state != optuna.trial.TrialState.WAITING]
+    assert [t.user_attrs.get("repeat_of") for t in trials[:4]] == [None, 0, 0, None]
+    assert all(t.user_attrs["cached"] for t in trials[1:3]) and len(calls) == len(trials) - 2
+    # 3 trials counted: the first, the second start and one more; the two repeats are free
+    assert len(trials) == 5 and trials[1].values == trials[0].values
+    assert any(line.startswith("trial 2 (1/3): ") for line in logged)
+    rows = trial_rows(open_study(job.storage, job.study_name, "tpe", 0), True)
+    assert [r["repeat_of"] for r in rows[:3]] == [None, 0, 0]
+
+
+def test_a_study_that_only_repeats_itself_stops_at_max_trials_repeats(tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(runner, "export_trial", _fake_export(calls))
+    job = _job(tmp_path, max_trials=2)
+    from edgeprune.search.study import open_study
+
+    study = open_study(job.storage, job.study_name, job.sampler, 0)
+    first = warm_starts(Recipe.model_validate(job.base_recipe), job.space)[0]
+    for _ in range(6):
+        study.enqueue_trial(first)
+    runner.worker_main(job)
+    done = [t for t in open_study(job.storage, job.study_name, "tpe", 0).trials
+            if t.state != optuna.trial.TrialState.WAITING]
+    assert len(done) == 3 and len(calls) == 1          # one run, then two repeats end it
+
+
 def test_table_marks_the_choice_and_counts_queued_steps_skipped_unrun():
     from edgeprune.search.table import render
 
@@ -439,7 +506,11 @@ def test_table_marks_the_choice_and_counts_queued_steps_skipped_unrun():
     report = {"verdict": "pass", "target": {"name": "host"}, "deploy": "int8.tflite", "search": {
         "trials": [row], "pareto": {"metric_vs_size": [3], "metric_vs_cost": [3]}, "metric": "accuracy",
         "objectives": ["gzip_bytes (minimise)", "latency_ms (minimise)"], "seconds": 466.0, "skipped": 7,
+        "repeats": 2,
         "chosen": {"trial": 3, "label": "prune 95%", "why": "smallest", "reproduce": "edgeprune export"}}}
     text = render(report)
     assert "   3*  meets" in text and "2,896" in text
-    assert text.endswith("1 trials in 466 s; 7 queued steps skipped unrun)")
+    assert text.endswith("1 trials in 466 s; 7 queued steps skipped unrun; "
+                         "2 repeats of earlier trials, not counted)")
+    assert "(repeat of 1)" in render({**report, "search": {**report["search"], "trials": [
+        {**row, "cached": True, "repeat_of": 1}]}})
