@@ -7,8 +7,10 @@
    during each export and, independently, during each check. Each rerun is checked
    with A/B re-measurement (the default) and with `--no-remeasure` (the fallback
    rule). Prints the stored-median ratio (what the old gate compared), the A/B ratio,
-   both verdicts and the time `check` took. Then the same model with twice the
-   channels in its convolutions, which must fail.
+   both verdicts and the time `check` took. Then the same model with eight times the
+   channels in its convolutions, which must fail (at twice the channels the int8 model's
+   host latency grows by less than 10%: 3.13 -> 3.20 us here, the invoke's fixed cost
+   dominating; at eight times, 3.1 -> 15.7 us).
 2. Detection: real slowdowns planted as extra work in the file (a chain of
    FULLY_CONNECTED layers, 10 against 10 + k), A/B re-measured as `check` does, with
    and without a burner; the true ratio from a long quiet A/B run beside it.
@@ -92,7 +94,7 @@ def _models(root: Path, kind: str) -> dict:
     np.savez(root / "data.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     (root / "recipe.toml").write_text(RECIPE)
     out = {"data": root / "data.npz", "recipe": root / "recipe.toml"}
-    for name, channels in (("same", 8), ("wide", 16)):
+    for name, channels in (("same", 8), ("wide", 64)):
         path = root / f"cnn{channels}.keras"
         quadrant_cnn(keras, channels, train=(x_train, y_train)).save(path)
         out[name] = str(path)
@@ -136,7 +138,7 @@ def false_alarms(root: Path, models: dict, target: str, reruns: int):
     wide = _export(root, models, "wide", target, f"{target}-wide") if models["wide"] else None
     if wide is not None:
         result = check_files(wide, baseline)
-        print(f"twice the channels: {result.verdict.upper()}: "
+        print(f"eight times the channels: {result.verdict.upper()}: "
               + ", ".join(f"{r.artifact}/{r.figure} {r.delta_text}" for r in result.regressions))
     return target, f"{fails_ab}/{reruns}", f"{fails_fb}/{reruns}", float(np.median(seconds))
 

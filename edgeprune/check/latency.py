@@ -6,8 +6,12 @@ different load differ by tens of percent with the same file. Instead:
 1. **A/B in this run** (the rule whenever both files are at hand): the baseline's
    artifact (A) and the report's (B) are loaded side by side on the target's device
    and timed in :data:`AB_PAIRS` pairs of blocks of about :data:`AB_BLOCK_MS` each,
-   the order alternating (AB, BA, AB, ...). Each pair gives the log-ratio of its two
-   block medians; load that changes slowly falls on both halves of a pair alike. A
+   the order alternating (AB, BA, AB, ...), both files loaded afresh for every pair
+   (one interpreter instance of a file can run up to 10% faster or slower than
+   another for as long as it lives, by where its buffers land: kept for the whole run,
+   two instances of one file were told apart 20 pairs out of 20). Each pair gives the
+   log-ratio of its two block medians; load that changes slowly falls on both halves
+   of a pair alike. A
    **regression** needs both: the pairs' median ratio above ``1 + latency_rel``,
    and a one-sided sign test on the log-ratios with p < :data:`ALPHA` (B slower in
    at least 16 of 20 pairs). An **improvement** is the same the other way
@@ -43,7 +47,8 @@ FALLBACK_MIN_REL = 0.5
 
 LATENCY_METHOD = (
     f"latency_ms: re-measured A/B in this run (baseline and new artifact on the target's "
-    f"device, {AB_PAIRS} alternating pairs of ~{AB_BLOCK_MS:g} ms blocks); a regression "
+    f"device, {AB_PAIRS} alternating pairs of ~{AB_BLOCK_MS:g} ms blocks, both files "
+    f"loaded afresh for each pair); a regression "
     f"needs the median ratio of the pairs above 1 + latency_rel AND a one-sided sign test "
     f"p < {ALPHA}. Without the baseline artifact: the model's time divided by a control "
     f"workload timed beside it at export, Mann-Whitney U p < {ALPHA} AND that ratio AND "

@@ -26,8 +26,9 @@ Paired blocks (load-robust comparisons, see :func:`paired_blocks`):
         so that a later comparison can divide out the machine's load.
     "ab_artifact": "other.tflite" (with "ab_pairs", "ab_block_ms"; inputs for it in
         ``inputs_ab.npy``, else ``inputs.npy``) makes the job an A/B comparison: both
-        models loaded in one process, blocks of invokes alternating between them; the
-        result holds "ab" and no outputs are written.
+        models loaded in one process, blocks of invokes alternating between them, both
+        loaded afresh for each pair of blocks; the result holds "ab" and no outputs
+        are written.
 
 Per-operator cost: "ops": {"models": [{"file": "op_0003.tflite", "index": 3}, ...],
 "warmup": 2, "repeats": 5} in a request (LiteRT only) makes the runner also load each
@@ -263,18 +264,24 @@ def run_job(request, inputs, artifact_path):
 
 def run_ab_job(request, inputs_a, inputs_b, path_a, path_b):
     """An A/B job: the models at ``path_a`` and ``path_b`` loaded side by side in this
-    process, warmed up, then timed in alternating blocks (:func:`paired_blocks`)."""
+    process, warmed up, then timed in alternating blocks (:func:`paired_blocks`), both
+    loaded afresh for every pair."""
     engine = ENGINES.get(request.get("engine"))
     if engine is None:
         raise RunnerError("request", "unknown engine %r" % request.get("engine"))
     threads, delegate = int(request.get("threads", 1)), request.get("delegate", "xnnpack")
-    models = [engine(path_a, threads, delegate), engine(path_b, threads, delegate)]
-    for model, inputs in zip(models, (inputs_a, inputs_b)):
-        model.set_input(inputs[0])
+    paths, inputs = (path_a, path_b), (inputs_a, inputs_b)
+
+    def load(k):
+        model = engine(paths[k], threads, delegate)
+        model.set_input(inputs[k][0])
         for _ in range(int(request.get("warmup", 10))):
             model.invoke()
+        return model
+
+    models = [load(0), load(1)]
     ab = paired_blocks(models[0], models[1], int(request.get("ab_pairs", 20)),
-                       float(request.get("ab_block_ms", 10.0)))
+                       float(request.get("ab_block_ms", 10.0)), reload=load)
     return {"ok": True, "protocol": PROTOCOL_VERSION, "runtime": models[0].runtime,
             "python": platform.python_version(), "machine": platform.machine(),
             "threads": threads, "delegate": delegate, "ab": ab}
@@ -323,28 +330,42 @@ def _median(values):
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
-def paired_blocks(first, second, pairs, block_ms, min_invokes=3, max_invokes=5000):
+def paired_blocks(first, second, pairs, block_ms, min_invokes=3, max_invokes=5000,
+                  reload=None):
     """Time two models (inputs already set) in ``pairs`` pairs of blocks.
 
     Each block is about ``block_ms`` of back-to-back invokes of one model (the count
     per model is fixed after a short probe); a pair is one block of each, and the
     order alternates (first-second, second-first, ...) so that a trend in the
-    machine's load falls on both sides alike. Returns ``{"pairs": [[first median ms,
-    second median ms], ...], "block_invokes": [n_first, n_second], "block_ms": ...}``:
-    the median per-invoke time of each block, so a preempted invoke does not count.
+    machine's load falls on both sides alike. With ``reload`` (``reload(k)`` returns a
+    freshly loaded, warmed-up instance of model k), every pair after the first times
+    new instances of both, loaded in that pair's order: where one instance's buffers
+    land in memory moves its time for as long as it lives (two instances of the same
+    5 us file, kept for 20 pairs, differed by up to 10% in all 20 pairs; reloaded per
+    pair, their median ratio stayed within 0.985-1.007 and neither side won more than
+    12 of 20), so an instance must be a sample, not a constant. Returns ``{"pairs":
+    [[first median ms, second median ms], ...], "block_invokes": [n_first, n_second],
+    "block_ms": ..., "reloaded": bool}``: the median per-invoke time of each block, so
+    a preempted invoke does not count.
     """
-    models = (first, second)
+    models = [first, second]
     sizes = []
     for model in models:
         per_invoke = max(_median(_timed(model, 5)), 1e-4)
         sizes.append(int(min(max(block_ms / per_invoke, min_invokes), max_invokes)))
     out = []
     for i in range(pairs):
+        order = (0, 1) if i % 2 == 0 else (1, 0)
+        if reload is not None and i:
+            models = [None, None]  # the old instances go before the new ones load
+            for k in order:
+                models[k] = reload(k)
         medians = [0.0, 0.0]
-        for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+        for k in order:
             medians[k] = round(_median(_timed(models[k], sizes[k])), 7)
         out.append(medians)
-    return {"pairs": out, "block_invokes": sizes, "block_ms": block_ms}
+    return {"pairs": out, "block_invokes": sizes, "block_ms": block_ms,
+            "reloaded": reload is not None}
 
 
 def _time_ops(request, folder):
