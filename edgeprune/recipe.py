@@ -109,11 +109,21 @@ class BackoffSpec(BaseModel):
         return self
 
 
+class DistillSpec(BaseModel):
+    """Fine-tune against the source model's outputs as well as the labels (knowledge
+    distillation; edgeprune/compress/distill.py)."""
+
+    model_config = _STRICT
+    alpha: float = Field(0.7, gt=0.0, le=1.0)         # weight of the source model's outputs
+    temperature: float = Field(4.0, gt=0.0, le=100.0)
+
+
 class FinetuneSpec(BaseModel):
     model_config = _STRICT
     epochs: int = Field(4, ge=0, le=EPOCHS_MAX)
     batch_size: int = Field(32, ge=1, le=1_048_576)
     learning_rate: float = Field(1e-3, gt=0.0)
+    distill: DistillSpec | None = None
 
 
 class RegularizeSpec(BaseModel):

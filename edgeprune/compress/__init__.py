@@ -38,7 +38,8 @@ def weight_sparsity(model) -> dict[str, float]:
 
 def compress(source: SourceModel, recipe: Recipe, data: Dataset, log=lambda msg: None) -> CompressedModel:
     """Apply the recipe's techniques in order: regularize -> prune (magnitude or channel)
-    -> cluster -> QAT. Each works on a copy; ``source.model`` is never modified."""
+    -> cluster -> QAT, each fine-tuning against the source model's outputs too when
+    ``finetune.distill`` is set. Each works on a copy; ``source.model`` is never modified."""
     from .qat import check_recipe
 
     check_recipe(recipe)  # fail before any training on a combination that cannot work
@@ -53,6 +54,13 @@ def compress(source: SourceModel, recipe: Recipe, data: Dataset, log=lambda msg:
     notes: list[str] = []
     clusters: dict[str, int] = {}
     qat_model = None
+    if recipe.finetune.distill is not None:
+        from .distill import distilled
+
+        spec = recipe.finetune.distill
+        log(f"distillation: fine-tuning against the source model's outputs (alpha {spec.alpha:g}, "
+            f"temperature {spec.temperature:g})")
+        data = distilled(data, source.model, spec, recipe.finetune.batch_size)
     if recipe.regularize is not None:
         from .regularize import regularize
 
@@ -94,6 +102,9 @@ def compress(source: SourceModel, recipe: Recipe, data: Dataset, log=lambda msg:
         log(f"quantization-aware training: preserve {recipe.qat.preserve}, {recipe.qat.epochs} epochs")
         qat_model = quantize_aware(model, recipe, data, history)
         steps.append(f"qat(preserve={recipe.qat.preserve})")
+    if recipe.finetune.distill is not None and steps:   # only when something fine-tuned
+        spec = recipe.finetune.distill
+        steps.insert(0, f"distill(alpha={spec.alpha:g}, temperature={spec.temperature:g})")
     return CompressedModel(model=model, recipe=recipe, sparsity=weight_sparsity(model),
                            clusters=clusters, history=history, notes=notes, qat_model=qat_model,
                            steps=steps)
