@@ -9,10 +9,11 @@ after each trial (``after_trial``):
   one step more compressed than it (``choices.neighbours``), with the user attribute
   ``step_from``; Optuna runs queued trials before asking the sampler;
 - a trial that misses only the accuracy (task metric) budget, and is smaller than the
-  best trial that meets them all, is queued again with the next longer fine-tuning
+  best trial that meets them all, is queued again distilled (where the space offers
+  distillation and the trial was not) or else with the next longer fine-tuning
   (``choices.longer``, attribute ``retry_of``): the accuracy back-off's first rung
   (space.backoff_ladder), which deep pruning often needs; a retry is retried again only
-  when the longer fine-tuning took the budgets' excess down by a third (``MIN_GAIN``).
+  when it took the budgets' excess down by a third (``MIN_GAIN``).
 
 Queued trials run first come, first served, and a better trial may finish in between: a
 queued step whose trial is no longer the best, or a retry of a trial no longer smaller
@@ -105,13 +106,17 @@ def after_trial(trial, space, result: dict, values: tuple[float, float], log) ->
     if "retry_of" in trial.user_attrs:
         before = study.get_trials(deepcopy=False)[trial.user_attrs["retry_of"]].user_attrs.get("violation")
         if before is not None and result["violation"] > before * (1 - MIN_GAIN):
-            log(f"trial {trial.number}: longer fine-tuning took the budgets' excess from {before:.3g} to "
+            parent = study.get_trials(deepcopy=False)[trial.user_attrs["retry_of"]].params
+            lever = "distillation" if trial.params.get("distill") and not parent.get("distill") \
+                else "longer fine-tuning"
+            log(f"trial {trial.number}: {lever} took the budgets' excess from {before:.3g} to "
                 f"{result['violation']:.3g}, not retried again")
             return
     params = longer(dict(trial.params))
     if params is not None and _enqueue(study, params, {"retry_of": trial.number}):
-        log(f"trial {trial.number} misses only the accuracy budget: queued again with "
-            f"x{params['finetune']} fine-tuning")
+        how = ("distilled" if params.get("distill") and not trial.params.get("distill")
+               else f"with x{params['finetune']} fine-tuning")
+        log(f"trial {trial.number} misses only the accuracy budget: queued again {how}")
 
 
 def _enqueue(study, params: dict, attrs: dict) -> bool:

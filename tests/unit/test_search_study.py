@@ -244,11 +244,11 @@ def test_tenth_names_the_last_epoch_of_each_tenth_of_a_phase():
 
 # ------------------------------------------------------------------ the worker loop, export faked
 
-def _job(tmp_path, max_trials=4, prune_rule=None):
+def _job(tmp_path, max_trials=4, prune_rule=None, distill=False):
     base = DIGITS_HOST.model_copy(update={"quantize": ("int8", "float16"), "formats": ("tflite",)})
     return runner.SearchJob(
         target="host", model=None, data=None, metric=None, metric_direction=None, train_epochs=None,
-        base_recipe=base.model_dump(mode="python"), space=space_for(base), inputs={"model": "m"},
+        base_recipe=base.model_dump(mode="python"), space=space_for(base, distill=distill), inputs={"model": "m"},
         primary="accuracy", higher_is_better=True, cost_names=("latency_ms",),
         storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s", sampler="tpe", seed=0,
         cache_dir=str(tmp_path / "trials"), max_trials=max_trials, timeout=None, prune_rule=prune_rule)
@@ -264,6 +264,7 @@ def _fake_export(calls, finetune_gain=0.0):
             return {"error": "a combination the fake refuses", "seconds": 0.0}
         sparsity = recipe.prune.final_sparsity if recipe.prune is not None else 0.0
         drop = sparsity / 20 * (recipe.finetune.epochs / 8) ** -finetune_gain
+        drop /= 2 if recipe.finetune.distill is not None else 1
         budgets = [_budget("max_accuracy_drop", 0.04, drop, "pass" if drop <= 0.04 else "fail")]
         out = summarize(_report(int(1000 * (1 - sparsity)) + (8 if recipe.cluster else 0), 0.01,
                                 0.97 - drop, budgets), job.primary, job.cost_names)
@@ -346,9 +347,35 @@ def test_worker_queues_the_steps_around_each_new_smallest_trial_that_meets_every
     assert len(fixed) == len(set(fixed))
 
 
-def test_a_retry_that_longer_finetuning_did_not_help_is_not_retried_again(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "export_trial", _fake_export([]))        # fine-tuning changes nothing
-    job = _job(tmp_path, max_trials=3)
+def test_distillation_is_a_choice_where_the_data_allows_it_and_the_first_retry_rung():
+    from edgeprune.recipe import DistillSpec
+    from edgeprune.search.choices import longer
+
+    space = space_for(DIGITS_HOST, distill=True)
+    assert not space_for(DIGITS_HOST).distill
+    assert not space_for(DIGITS_HOST.model_copy(update={"finetune": FinetuneSpec(
+        epochs=8, distill=DistillSpec(alpha=0.5))}), distill=True).distill     # the base distils already
+    default = default_params(DIGITS_HOST, space)
+    assert default["distill"] is False
+    assert candidate(DIGITS_HOST, default).recipe.finetune.distill is None
+    starts = warm_starts(DIGITS_HOST, space)
+    assert starts[1]["distill"] and starts[2]["distill"]
+    deep = suggest(optuna.trial.FixedTrial(starts[1]), DIGITS_HOST, space)
+    assert deep.recipe.finetune.distill == DistillSpec() and "distilled" in deep.label
+    plain = {"structure": "none", "clusters": 0, "qat": False, "deploy": "int8.tflite", "int8_io": False,
+             "per_tensor": False, "strip": False}
+    trial = optuna.trial.FixedTrial(plain)       # nothing fine-tunes: distillation is not asked
+    assert suggest(trial, DIGITS_HOST, space).recipe.finetune.distill is None
+    assert "distill" not in trial.params
+    retry = {**starts[1], "distill": False}
+    assert longer(retry) == {**retry, "distill": True}
+    assert longer({**retry, "distill": True}) == {**retry, "distill": True, "finetune": 6}
+
+
+def _run_from_85_percent(tmp_path, max_trials: int, distill: bool = False):
+    """A worker's run whose first trial is the default recipe at 85% sparsity: that first
+    trial's params, the study's trials and the log."""
+    job = _job(tmp_path, max_trials=max_trials, distill=distill)
     from edgeprune.search.study import open_study
 
     study = open_study(job.storage, job.study_name, job.sampler, 0)
@@ -356,11 +383,26 @@ def test_a_retry_that_longer_finetuning_did_not_help_is_not_retried_again(tmp_pa
     study.enqueue_trial(start)
     logged: list[str] = []
     runner.worker_main(job, log=logged.append)
-    trials = open_study(job.storage, job.study_name, "tpe", 0).trials
+    return start, open_study(job.storage, job.study_name, "tpe", 0).trials, logged
+
+
+def test_a_retry_that_longer_finetuning_did_not_help_is_not_retried_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "export_trial", _fake_export([]))        # fine-tuning changes nothing
+    start, trials, logged = _run_from_85_percent(tmp_path, max_trials=3)
     assert trials[1].params == {**start, "finetune": 3} and trials[1].user_attrs["retry_of"] == 0
     assert "trial 1: longer fine-tuning took the budgets' excess from 0.0625 to 0.0625, not retried again" \
         in logged
     assert not [t for t in trials if t.user_attrs.get("retry_of") == 1]
+
+
+def test_a_trial_that_misses_only_accuracy_is_retried_distilled_first(tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(runner, "export_trial", _fake_export(calls))     # distillation halves the loss
+    start, trials, logged = _run_from_85_percent(tmp_path, max_trials=2, distill=True)
+    assert trials[1].params == {**start, "distill": True} and trials[1].user_attrs["retry_of"] == 0
+    assert "trial 0 misses only the accuracy budget: queued again distilled" in logged
+    assert trials[1].user_attrs["violation"] == 0
+    assert [c.finetune.distill is not None for c in calls] == [False, True]
 
 
 def test_worker_records_a_failing_recipe_and_goes_on(tmp_path, monkeypatch):
