@@ -355,6 +355,7 @@ def back_off(outcome: Outcome, opts: ExportOptions, source: SourceModel, data: D
     import shutil
     import tempfile
 
+    from .compress.distill import applies
     from .search.backoff import Trial, back_off as ladder, declined, misses_quality, time_budget
     from .search.space import Candidate, backoff_ladder
 
@@ -365,8 +366,9 @@ def back_off(outcome: Outcome, opts: ExportOptions, source: SourceModel, data: D
     why = "the quality budget is met or not set" if not misses_quality(first) else declined(
         recipe, recipe_given=opts.recipe is not None or opts.finetune_epochs is not None,
         flag=opts.backoff)
+    rungs = backoff_ladder(recipe, distill=applies(data))
     if why is not None:
-        outcome.backoff = {"ran": False, "why": why, "would_try": [c.label for c in backoff_ladder(recipe)]
+        outcome.backoff = {"ran": False, "why": why, "would_try": [c.label for c in rungs]
                            if misses_quality(first) else []}
         return outcome
     budget_s, budget, estimate = time_budget(recipe.backoff, outcome.seconds, len(outcome.artifacts))
@@ -380,7 +382,7 @@ def back_off(outcome: Outcome, opts: ExportOptions, source: SourceModel, data: D
                      higher_is_better=higher)
 
     log(f"{recipe.deploy} misses its quality budget: backing off within {budget_s:.0f} s ({budget})")
-    result = ladder(first, backoff_ladder(recipe), evaluate, budget_s=budget_s, budget=budget,
+    result = ladder(first, rungs, evaluate, budget_s=budget_s, budget=budget,
                     estimate=estimate, log=log)
     if result.chosen is not first:
         log(f"back-off chose {result.chosen.candidate.label!r}: exporting every artifact with it")

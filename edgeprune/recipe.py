@@ -92,10 +92,11 @@ class OnnxQuantSpec(BaseModel):
 
 class BackoffSpec(BaseModel):
     """What the export tries when the deployed artifact misses ``max_accuracy_drop``
-    (see edgeprune/search/backoff.py): longer fine-tuning, lower sparsity, no pruning,
-    in that order, within a budget of extra time."""
+    (see edgeprune/search/backoff.py): longer fine-tuning, the same distilled, lower
+    sparsity, no pruning, in that order, within a budget of extra time."""
 
     model_config = _STRICT
+    distill: bool = True            # a rung fine-tuned against the source model's outputs
     finetune_factor: float = Field(2.0, ge=1.0, le=10.0)
     sparsity_factors: tuple[float, ...] = (0.67, 0.33)   # x final_sparsity: 0.75 -> 0.5, 0.25
     try_dense: bool = True

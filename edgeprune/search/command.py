@@ -149,7 +149,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
 
 def warm_starts(base, space) -> list[dict]:
     """The default recipe (when the space holds it), a deep prune + cluster recipe, and
-    channel pruning by half, both distilled where the space offers it."""
+    channel pruning by half."""
     from .choices import default_params
 
     starts = []
@@ -167,7 +167,7 @@ def warm_starts(base, space) -> list[dict]:
     if space.strip and deep["deploy"].endswith(".tflite"):
         deep["strip"] = True        # costs no accuracy: only the names in its report
     if space.distill:
-        deep["distill"] = True      # DS-CNN, 95% pruning: 3.5 points lost instead of 7.3
+        deep["distill"] = False     # a retry's lever (choices.distilled): it cost the digits CNN accuracy
     if deep != default:
         starts.append(deep)
     # Channel pruning: the one step that shrinks a dense file (a microcontroller's flash,
@@ -176,7 +176,7 @@ def warm_starts(base, space) -> list[dict]:
                "deploy": space.deploys[0], **({"int8_io": False} if "int8_io" in deep else {}),
                **({"per_tensor": False} if "per_tensor" in deep else {}),
                **({"strip": False} if "strip" in deep else {}),
-               **({"distill": True} if space.distill else {})}
+               **({"distill": False} if space.distill else {})}
     if channel != default:
         starts.append(channel)
     return starts

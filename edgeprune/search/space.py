@@ -8,16 +8,24 @@ budget uses to decide whether it still fits.
 compressed first (``recipe.backoff`` sets the steps)::
 
     longer fine-tuning         finetune.epochs x finetune_factor
+    distilled                  the same, fine-tuned against the source model's outputs too
+                               (finetune.distill), where the data allows it and the recipe
+                               fine-tunes without it
     lower sparsity             final_sparsity x each of sparsity_factors, longer fine-tuning
     dense                      no pruning, clustering or regularization: post-training
                                quantization of the trained model only
+
+The search's accuracy retry climbs the same first two rungs: longer fine-tuning
+(``choices.longer``), then distillation (``choices.distilled``). Distillation is a rung of
+its own, not kept by the gentler ones: it helps some models and costs others accuracy
+(see ``choices.distilled``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..recipe import BackoffSpec, Recipe
+from ..recipe import BackoffSpec, DistillSpec, Recipe
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,9 @@ def training_epochs(recipe: Recipe) -> int:
     return epochs
 
 
-def backoff_ladder(base: Recipe) -> list[Candidate]:
+def backoff_ladder(base: Recipe, distill: bool = False) -> list[Candidate]:
+    """The rungs, most compressed first; ``distill``: the data allows distillation
+    (:func:`edgeprune.compress.distill.applies`)."""
     spec = base.backoff or BackoffSpec()
     out: list[Candidate] = []
     prune = base.prune
@@ -79,21 +89,25 @@ def backoff_ladder(base: Recipe) -> list[Candidate]:
     if spec.finetune_factor > 1.0:
         epochs = max(epochs + 1, round(epochs * spec.finetune_factor))
     longer = base.finetune.model_copy(update={"epochs": epochs})
-    if prune is not None:
-        if spec.finetune_factor > 1.0:
-            out.append(derive(base, "longer fine-tuning", finetune=longer))
-        if prune.structure != "m_by_n":
-            seen = {prune.final_sparsity}
-            for factor in spec.sparsity_factors:
-                sparsity = round(prune.final_sparsity * factor, 2)
-                if sparsity <= 0.0 or sparsity in seen:
-                    continue
-                seen.add(sparsity)
-                lower = prune.model_dump(mode="python")
-                lower.update(final_sparsity=sparsity,
-                             initial_sparsity=min(prune.initial_sparsity, sparsity),
-                             per_layer={k: min(v, sparsity) for k, v in prune.per_layer.items()})
-                out.append(derive(base, f"sparsity {sparsity:.0%}", prune=lower, finetune=longer))
+    if prune is not None and spec.finetune_factor > 1.0:
+        out.append(derive(base, "longer fine-tuning", finetune=longer))
+    if distill and spec.distill and base.finetune.distill is None and training_epochs(base) > 0:
+        stretched = prune is not None and spec.finetune_factor > 1.0
+        out.append(derive(base, "longer fine-tuning, distilled" if stretched else "distilled",
+                          finetune=(longer if stretched else base.finetune).model_copy(
+                              update={"distill": DistillSpec()})))
+    if prune is not None and prune.structure != "m_by_n":
+        seen = {prune.final_sparsity}
+        for factor in spec.sparsity_factors:
+            sparsity = round(prune.final_sparsity * factor, 2)
+            if sparsity <= 0.0 or sparsity in seen:
+                continue
+            seen.add(sparsity)
+            lower = prune.model_dump(mode="python")
+            lower.update(final_sparsity=sparsity,
+                         initial_sparsity=min(prune.initial_sparsity, sparsity),
+                         per_layer={k: min(v, sparsity) for k, v in prune.per_layer.items()})
+            out.append(derive(base, f"sparsity {sparsity:.0%}", prune=lower, finetune=longer))
     if spec.try_dense and (prune is not None or base.cluster is not None or base.regularize is not None):
         qat = None if base.qat is None else base.qat.model_copy(update={"preserve": "none"})
         out.append(derive(base, "dense (no pruning)", prune=None, cluster=None, regularize=None,

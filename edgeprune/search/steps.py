@@ -9,11 +9,12 @@ after each trial (``after_trial``):
   one step more compressed than it (``choices.neighbours``), with the user attribute
   ``step_from``; Optuna runs queued trials before asking the sampler;
 - a trial that misses only the accuracy (task metric) budget, and is smaller than the
-  best trial that meets them all, is queued again distilled (where the space offers
-  distillation and the trial was not) or else with the next longer fine-tuning
+  best trial that meets them all, is queued again with the next longer fine-tuning
   (``choices.longer``, attribute ``retry_of``): the accuracy back-off's first rung
   (space.backoff_ladder), which deep pruning often needs; a retry is retried again only
-  when it took the budgets' excess down by a third (``MIN_GAIN``).
+  when it took the budgets' excess down by a third (``MIN_GAIN``). Where longer
+  fine-tuning stops helping (or is at its longest), the trial is queued once more
+  distilled (``choices.distilled``), where the space offers it: the ladder's next rung.
 
 Queued trials run first come, first served, and a better trial may finish in between: a
 queued step whose trial is no longer the best, or a retry of a trial no longer smaller
@@ -85,7 +86,7 @@ def best(study, exclude: int | None = None):
 def after_trial(trial, space, result: dict, values: tuple[float, float], log) -> None:
     """Queue the steps from ``trial`` (see the module's docstring)."""
     from .backoff import QUALITY
-    from .choices import longer, neighbours
+    from .choices import distilled, longer, neighbours
 
     study = trial.study
     incumbent = best(study, exclude=trial.number)
@@ -103,20 +104,24 @@ def after_trial(trial, space, result: dict, values: tuple[float, float], log) ->
         return
     if incumbent is not None and values[0] >= incumbent.values[0]:
         return
+    params = dict(trial.params)
     if "retry_of" in trial.user_attrs:
-        before = study.get_trials(deepcopy=False)[trial.user_attrs["retry_of"]].user_attrs.get("violation")
+        parent = study.get_trials(deepcopy=False)[trial.user_attrs["retry_of"]]
+        before = parent.user_attrs.get("violation")
         if before is not None and result["violation"] > before * (1 - MIN_GAIN):
-            parent = study.get_trials(deepcopy=False)[trial.user_attrs["retry_of"]].params
-            lever = "distillation" if trial.params.get("distill") and not parent.get("distill") \
+            lever = "distillation" if params.get("distill") and not parent.params.get("distill") \
                 else "longer fine-tuning"
+            again = distilled(params) if lever == "longer fine-tuning" else None
+            queued = again is not None and _enqueue(study, again, {"retry_of": trial.number})
             log(f"trial {trial.number}: {lever} took the budgets' excess from {before:.3g} to "
-                f"{result['violation']:.3g}, not retried again")
+                f"{result['violation']:.3g}, " + ("queued again distilled" if queued else "not retried again"))
             return
-    params = longer(dict(trial.params))
-    if params is not None and _enqueue(study, params, {"retry_of": trial.number}):
-        how = ("distilled" if params.get("distill") and not trial.params.get("distill")
-               else f"with x{params['finetune']} fine-tuning")
-        log(f"trial {trial.number} misses only the accuracy budget: queued again {how}")
+    again, how = longer(params), "with x{} fine-tuning"
+    if again is None:
+        again, how = distilled(params), "distilled"
+    if again is not None and _enqueue(study, again, {"retry_of": trial.number}):
+        log(f"trial {trial.number} misses only the accuracy budget: queued again "
+            + how.format(again.get("finetune")))
 
 
 def _enqueue(study, params: dict, attrs: dict) -> bool:

@@ -1,6 +1,7 @@
 """The default recipe backs off when its deployed file misses max_accuracy_drop: a target whose
 default recipe prunes the hidden layer to 97% (a wreck) tries gentler recipes within its time
-budget, reports every attempt and deploys the best that meets the budgets."""
+budget (the same recipe distilled, then lower sparsity), reports every attempt and deploys
+the best that meets the budgets."""
 
 import json
 
@@ -59,14 +60,18 @@ def test_default_recipe_backs_off_to_a_gentler_recipe_and_reports_every_attempt(
     report = result.report.to_dict()
     backoff = report["compression"]["backoff"]
     assert backoff["ran"] and backoff["chosen"] == "sparsity 29%", backoff
-    first, *rest = backoff["attempts"]
+    first, distilled, *rest = backoff["attempts"]
     assert first["label"] == "as exported" and first["failed_budgets"] == ["max_accuracy_drop"]
+    assert distilled["label"] == "distilled" and distilled["failed_budgets"] == ["max_accuracy_drop"]
+    assert distilled["changes"] == ["finetune.distill.alpha: none -> 0.7",
+                                    "finetune.distill.temperature: none -> 4"]
     assert rest[0]["state"] == "meets every budget" and rest[0]["changes"] == [
         "prune.final_sparsity: 0.97 -> 0.29"]
     assert len(rest) == 1                                   # stopped at the first that met
     assert report["recipe"]["prune"]["final_sparsity"] == 0.29 and report["verdict"] == "pass"
+    assert report["recipe"]["finetune"]["distill"] is None
     assert any(line.startswith("warning: layer 'fc' is 97") for line in logged)   # the wreck, named
-    assert any(line.startswith("back-off 1/2: sparsity 29%: meets every budget") for line in logged)
+    assert any(line.startswith("back-off 2/3: sparsity 29%: meets every budget") for line in logged)
     on_disk = json.loads((result.out_dir / "report.json").read_text())
     assert on_disk["compression"]["backoff"] == backoff
     assert sorted(p.name for p in result.out_dir.iterdir()) == ["manifest.json", "model_int8.tflite",

@@ -20,6 +20,29 @@ def test_backoff_ladder_goes_from_longer_finetuning_to_lower_sparsity_to_dense()
     assert ladder[3].recipe.prune is None and ladder[3].cost == 0.0 and ladder[1].cost == 2.0
 
 
+def test_backoff_ladder_distils_after_longer_finetuning_where_the_data_allows():
+    from edgeprune.recipe import DistillSpec
+
+    ladder = backoff_ladder(Recipe(qat=QatSpec()), distill=True)
+    assert [c.label for c in ladder] == ["longer fine-tuning", "longer fine-tuning, distilled",
+                                         "sparsity 50%", "sparsity 25%", "dense (no pruning)"]
+    assert ladder[1].changes == ("finetune.distill.alpha: none -> 0.7",
+                                 "finetune.distill.temperature: none -> 4",
+                                 "finetune.epochs: 4 -> 8")
+    assert ladder[1].recipe.finetune.distill == DistillSpec() and ladder[1].cost == ladder[0].cost
+    assert [c.recipe.finetune.distill for c in ladder[2:]] == [None] * 3     # a rung of its own
+    # a recipe that already distils, backoff.distill off, or the data does not allow it
+    assert "distilled" not in backoff_ladder(Recipe(finetune={"distill": {}}), distill=True)[1].label
+    assert "distilled" not in backoff_ladder(Recipe(backoff=BackoffSpec(distill=False)), distill=True)[1].label
+    assert "distilled" not in backoff_ladder(Recipe())[1].label
+    # no longer fine-tuning rung: the recipe itself, distilled; nothing fine-tuned: none
+    assert [c.label for c in backoff_ladder(Recipe(backoff=BackoffSpec(finetune_factor=1.0)),
+                                            distill=True)][:2] == ["distilled", "sparsity 50%"]
+    assert [c.label for c in backoff_ladder(Recipe(prune=None, cluster=ClusterSpec()), distill=True)] == \
+        ["distilled", "dense (no pruning)"]
+    assert [c.label for c in backoff_ladder(Recipe(prune=None, quantize=("int8",)), distill=True)] == []
+
+
 def test_backoff_ladder_drops_what_needs_pruning_when_going_dense():
     base = Recipe(cluster=ClusterSpec(), qat=QatSpec(preserve="sparsity_and_clusters"),
                   backoff=BackoffSpec(sparsity_factors=(0.5,), finetune_factor=1.0))

@@ -254,9 +254,10 @@ def _job(tmp_path, max_trials=4, prune_rule=None, distill=False):
         cache_dir=str(tmp_path / "trials"), max_trials=max_trials, timeout=None, prune_rule=prune_rule)
 
 
-def _fake_export(calls, finetune_gain=0.0):
+def _fake_export(calls, finetune_gain=0.0, distill_gain=2.0):
     """A trial's result without an export: ``sparsity / 20`` points lost (times
-    ``(epochs / 8) ** -finetune_gain``: longer fine-tuning helps), 1000 B x density."""
+    ``(epochs / 8) ** -finetune_gain``: longer fine-tuning helps; divided by
+    ``distill_gain`` when distilled), 1000 B x density."""
     def export(trial, job, recipe, entry, log):
         calls.append(recipe)
         (entry / "out").mkdir(parents=True, exist_ok=True)
@@ -264,7 +265,7 @@ def _fake_export(calls, finetune_gain=0.0):
             return {"error": "a combination the fake refuses", "seconds": 0.0}
         sparsity = recipe.prune.final_sparsity if recipe.prune is not None else 0.0
         drop = sparsity / 20 * (recipe.finetune.epochs / 8) ** -finetune_gain
-        drop /= 2 if recipe.finetune.distill is not None else 1
+        drop /= distill_gain if recipe.finetune.distill is not None else 1
         budgets = [_budget("max_accuracy_drop", 0.04, drop, "pass" if drop <= 0.04 else "fail")]
         out = summarize(_report(int(1000 * (1 - sparsity)) + (8 if recipe.cluster else 0), 0.01,
                                 0.97 - drop, budgets), job.primary, job.cost_names)
@@ -347,9 +348,9 @@ def test_worker_queues_the_steps_around_each_new_smallest_trial_that_meets_every
     assert len(fixed) == len(set(fixed))
 
 
-def test_distillation_is_a_choice_where_the_data_allows_it_and_the_first_retry_rung():
+def test_distillation_is_a_choice_where_the_data_allows_it_and_the_retry_rung_after_longer_finetuning():
     from edgeprune.recipe import DistillSpec
-    from edgeprune.search.choices import longer
+    from edgeprune.search.choices import distilled, longer
 
     space = space_for(DIGITS_HOST, distill=True)
     assert not space_for(DIGITS_HOST).distill
@@ -359,27 +360,29 @@ def test_distillation_is_a_choice_where_the_data_allows_it_and_the_first_retry_r
     assert default["distill"] is False
     assert candidate(DIGITS_HOST, default).recipe.finetune.distill is None
     starts = warm_starts(DIGITS_HOST, space)
-    assert starts[1]["distill"] and starts[2]["distill"]
-    deep = suggest(optuna.trial.FixedTrial(starts[1]), DIGITS_HOST, space)
+    assert starts[1]["distill"] is False and starts[2]["distill"] is False    # asked, not sampled
+    deep = suggest(optuna.trial.FixedTrial({**starts[1], "distill": True}), DIGITS_HOST, space)
     assert deep.recipe.finetune.distill == DistillSpec() and "distilled" in deep.label
     plain = {"structure": "none", "clusters": 0, "qat": False, "deploy": "int8.tflite", "int8_io": False,
              "per_tensor": False, "strip": False}
     trial = optuna.trial.FixedTrial(plain)       # nothing fine-tunes: distillation is not asked
     assert suggest(trial, DIGITS_HOST, space).recipe.finetune.distill is None
     assert "distill" not in trial.params
-    retry = {**starts[1], "distill": False}
-    assert longer(retry) == {**retry, "distill": True}
-    assert longer({**retry, "distill": True}) == {**retry, "distill": True, "finetune": 6}
+    assert longer(starts[1]) == {**starts[1], "finetune": 6}
+    assert distilled(starts[1]) == {**starts[1], "distill": True}
+    assert distilled({**starts[1], "distill": True}) is None
+    assert distilled(warm_starts(DIGITS_HOST, space_for(DIGITS_HOST))[1]) is None   # not offered
 
 
-def _run_from_85_percent(tmp_path, max_trials: int, distill: bool = False):
-    """A worker's run whose first trial is the default recipe at 85% sparsity: that first
-    trial's params, the study's trials and the log."""
+def _run_from_85_percent(tmp_path, max_trials: int, distill: bool = False, **changes):
+    """A worker's run whose first trial is the default recipe at 85% sparsity (with
+    ``changes`` to its params): that first trial's params, the study's trials and the log."""
     job = _job(tmp_path, max_trials=max_trials, distill=distill)
     from edgeprune.search.study import open_study
 
     study = open_study(job.storage, job.study_name, job.sampler, 0)
-    start = {**default_params(Recipe.model_validate(job.base_recipe), job.space), "sparsity": 0.85}
+    start = {**default_params(Recipe.model_validate(job.base_recipe), job.space), "sparsity": 0.85,
+             **changes}
     study.enqueue_trial(start)
     logged: list[str] = []
     runner.worker_main(job, log=logged.append)
@@ -395,14 +398,26 @@ def test_a_retry_that_longer_finetuning_did_not_help_is_not_retried_again(tmp_pa
     assert not [t for t in trials if t.user_attrs.get("retry_of") == 1]
 
 
-def test_a_trial_that_misses_only_accuracy_is_retried_distilled_first(tmp_path, monkeypatch):
+def test_a_trial_that_longer_finetuning_does_not_help_is_retried_distilled(tmp_path, monkeypatch):
     calls: list = []
     monkeypatch.setattr(runner, "export_trial", _fake_export(calls))     # distillation halves the loss
-    start, trials, logged = _run_from_85_percent(tmp_path, max_trials=2, distill=True)
+    start, trials, logged = _run_from_85_percent(tmp_path, max_trials=3, distill=True)
+    assert trials[1].params == {**start, "finetune": 3} and trials[1].user_attrs["retry_of"] == 0
+    assert trials[2].params == {**start, "finetune": 3, "distill": True}
+    assert trials[2].user_attrs["retry_of"] == 1 and trials[2].user_attrs["violation"] == 0
+    assert "trial 1: longer fine-tuning took the budgets' excess from 0.0625 to 0.0625, queued again " \
+        "distilled" in logged
+    assert [c.finetune.distill is not None for c in calls] == [False, False, True]
+
+
+def test_a_trial_at_the_longest_finetuning_is_retried_distilled_and_then_left(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "export_trial", _fake_export([], distill_gain=1.0))   # it changes nothing
+    start, trials, logged = _run_from_85_percent(tmp_path, max_trials=3, distill=True, finetune=24)
     assert trials[1].params == {**start, "distill": True} and trials[1].user_attrs["retry_of"] == 0
     assert "trial 0 misses only the accuracy budget: queued again distilled" in logged
-    assert trials[1].user_attrs["violation"] == 0
-    assert [c.finetune.distill is not None for c in calls] == [False, True]
+    assert "trial 1: distillation took the budgets' excess from 0.0625 to 0.0625, not retried again" \
+        in logged
+    assert not [t for t in trials if t.user_attrs.get("retry_of") == 1]
 
 
 def test_worker_records_a_failing_recipe_and_goes_on(tmp_path, monkeypatch):
