@@ -55,12 +55,14 @@ def compress(source: SourceModel, recipe: Recipe, data: Dataset, log=lambda msg:
     clusters: dict[str, int] = {}
     qat_model = None
     if recipe.finetune.distill is not None:
-        from .distill import distilled
+        from .distill import agreement, distilled
 
         spec = recipe.finetune.distill
         log(f"distillation: fine-tuning against the source model's outputs (alpha {spec.alpha:g}, "
             f"temperature {spec.temperature:g})")
         data = distilled(data, source.model, spec, recipe.finetune.batch_size)
+        notes.append(agreement(data))
+        log(notes[-1])
     if recipe.regularize is not None:
         from .regularize import regularize
 

@@ -63,6 +63,19 @@ def distilled(data: Dataset, teacher, spec: DistillSpec, batch_size: int) -> Dat
                    task=DistillTask(spec.alpha, spec.temperature, task))
 
 
+def agreement(data: Dataset) -> str:
+    """A note with how often the teacher's top class is the label, on the training and
+    validation splits of :func:`distilled` data. A teacher that misses labels the student
+    could learn pulls it towards its mistakes: a Keras 3 CNN whose source model matched
+    84.0% of its training labels lost 16.7 points distilled (75% pruning, 2 epochs) and
+    gained 2.7 without."""
+    rates = [float(np.mean(np.argmax(y[:, 1:], axis=1) == y[:, 0])) if len(y) else float("nan")
+             for y in (data.y_train, data.y_val)]
+    return (f"distillation: the source model's top class is the label for {rates[0]:.1%} of the "
+            f"training samples and {rates[1]:.1%} of the validation samples; where it misses labels "
+            "the fine-tuned model would learn, distillation pulls it towards those mistakes")
+
+
 @dataclass(frozen=True)
 class DistillTask:
     """What :func:`edgeprune.compress.training.fit` compiles a model with (it needs only
@@ -112,10 +125,21 @@ def _log_probs(outputs: np.ndarray, probabilities: bool) -> np.ndarray:
 
 
 def _pack(labels, log_probs: np.ndarray) -> np.ndarray:
+    classes = log_probs.shape[1]
+    if classes < 2:
+        raise ConfigError("distillation needs one output unit per class (at least 2); the model "
+                          "has 1", where=WHERE, fix="remove finetune.distill from the recipe")
     labels = np.asarray(labels).reshape(len(log_probs), -1)
     if labels.shape[1] != 1:
         raise ConfigError(f"distillation needs integer class labels; the targets are {labels.shape[1]} "
                           "values per sample", where=WHERE, fix="remove finetune.distill from the recipe")
+    integer = labels.dtype.kind in "iub" or bool(np.all(labels == np.round(labels)))
+    if not integer or labels.min() < 0 or labels.max() >= classes:
+        raise ConfigError(f"distillation needs integer class labels in 0..{classes - 1}; the targets "
+                          f"range over {labels.min():g}..{labels.max():g}"
+                          + ("" if integer else " and are not whole numbers"),
+                          where=WHERE, fix="remove finetune.distill from the recipe, or give class "
+                                           "indices as labels")
     return np.concatenate([labels.astype(np.float32), log_probs.astype(np.float32)], axis=1)
 
 

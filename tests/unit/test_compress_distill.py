@@ -72,6 +72,11 @@ def test_compress_distils_every_phase_deterministically_and_leaves_the_source_al
     second = compress(_source(tiny_cnn), recipe, tiny_data)
     assert first.steps[:2] == ["distill(alpha=0.5, temperature=2)", "prune(unstructured)"]
     assert any(line.startswith("distillation:") for line in logs)
+    # how often the teacher is right, measured on the packed targets, kept in the notes
+    packed = distilled(tiny_data, tiny_cnn, DistillSpec(), 32).y_train
+    rate = np.mean(np.argmax(tiny_cnn.predict(tiny_data.x_train, verbose=0), 1) == tiny_data.y_train)
+    assert np.mean(np.argmax(packed[:, 1:], 1) == packed[:, 0]) == rate
+    assert f"the label for {rate:.1%} of the training samples" in first.notes[0]
     assert set(first.history) >= {"prune.loss", "prune.accuracy", "prune.val_accuracy"}
     assert 0.0 <= first.history["prune.val_accuracy"][0] <= 1.0
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):
@@ -101,6 +106,14 @@ def test_distillation_refuses_what_it_cannot_distil(tiny_cnn, tiny_data, tmp_pat
         distilled(streamed, tiny_cnn, spec, 32)
     with pytest.raises(ConfigError, match="integer class labels"):
         distilled(dataclasses.replace(tiny_data, y_train=np.zeros((400, 10), np.float32)), tiny_cnn, spec, 32)
+    n = len(tiny_data.y_train)
+    for bad in (np.full(n, 0.5, np.float32), np.full(n, 10), np.full(n, -1)):   # not a class of 10
+        with pytest.raises(ConfigError, match=r"integer class labels in 0\.\.9"):
+            distilled(dataclasses.replace(tiny_data, y_train=bad), tiny_cnn, spec, 32)
+    from edgeprune.compress.distill import _pack
+
+    with pytest.raises(ConfigError, match="one output unit per class"):              # a sigmoid unit
+        _pack(np.zeros(4), np.zeros((4, 1)))
 
 
 @pytest.mark.parametrize("bad", [{"alpha": 0.0}, {"alpha": 1.5}, {"temperature": 0}, {"beta": 1}])
