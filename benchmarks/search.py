@@ -52,10 +52,20 @@ DSCNN_EPOCHS = 40
 def prepare(kind: str, work: Path) -> tuple[list[str], list[str]]:
     """The model arguments of `edgeprune export/search` for ``kind`` (trained and saved
     once), and the arguments naming its starting recipe: the reference model starts from
-    models/digits/recipe.toml, its recipe before any search (its host default,
-    recipes/host.toml, is a search's choice)."""
+    models/digits/recipe.toml on the host target's defaults, its recipe before any search
+    (its host default, recipes/host.toml, is a search's choice). That is written out whole:
+    a --recipe file replaces only the keys it has, so recipe.toml alone would inherit the
+    rest (clusters, int8 settings) from recipes/host.toml."""
     if kind == "digits":
-        return [], ["--recipe", str(ROOT / "models" / "digits" / "recipe.toml")]
+        from edgeprune.recipe import load_recipe
+        from edgeprune.search.recipe_toml import write_recipe
+        from edgeprune.targets import load_target
+
+        path = work / "digits-recipe.toml"
+        work.mkdir(parents=True, exist_ok=True)
+        write_recipe(load_recipe(ROOT / "models" / "digits" / "recipe.toml", base=load_target("host").recipe),
+                     path, header="models/digits/recipe.toml on target host's defaults, every key written")
+        return [], ["--recipe", str(path)]
     folder = work / kind
     if not (folder / "model.keras").is_file():
         from edgeprune import keras_env

@@ -282,7 +282,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
                          "steps": compressed.steps, "backoff": outcome.backoff,
                          "recipe_sources": recipe_sources.after_backoff(sources, first_recipe, recipe)},
             artifacts=records, deploy=recipe.deploy, budgets=outcome.budgets + extra_verdicts,
-            advice=_notes(profile) + task_notes(profile, data) + _advice(profile, records))
+            advice=_notes(profile) + task_notes(profile, data) + _advice(profile, records, staging))
         (staging / "report.json").write_text(report.to_json())
         (staging / "report.html").write_text(render_report(report.to_dict()), encoding="utf-8")
         (staging / "manifest.json").write_text(json.dumps(_manifest(report, artifacts, staging), indent=2) + "\n")
@@ -432,13 +432,19 @@ def _firmware(profile: TargetProfile, opts: ExportOptions, artifacts: list[Artif
     return art
 
 
-def _advice(profile: TargetProfile, records: list[ArtifactRecord]) -> list[str]:
+def _advice(profile: TargetProfile, records: list[ArtifactRecord], staging: Path) -> list[str]:
     from .compress.advice import advise
 
-    return advise(profile.recipe, profile,
-                  {r.name: {**r.measurements, "encoding": r.encoding,
-                            "encoding_reason": r.settings.get("encoding_reason"),
-                            "runtime_probe": r.settings.get("runtime_probe")} for r in records})
+    measurements = {r.name: {**r.measurements, "encoding": r.encoding,
+                             "encoding_reason": r.settings.get("encoding_reason"),
+                             "runtime_probe": r.settings.get("runtime_probe")} for r in records}
+    deployed = next((r for r in records if r.name == profile.recipe.deploy), None)
+    if profile.recipe.cluster is not None and deployed is not None and deployed.format == "tflite" \
+            and deployed.file:
+        from .measure.breakdown import kernel_values_tflite
+
+        measurements[deployed.name]["kernel_values"] = kernel_values_tflite(staging / deployed.file)
+    return advise(profile.recipe, profile, measurements)
 
 
 def _notes(profile: TargetProfile) -> list[str]:

@@ -58,9 +58,16 @@ class PruneSpec(BaseModel):
     # The first and the last prunable layers (the stem and the classifier) are pruned to
     # at most this unless named in per_layer; None prunes them like any other layer.
     stem_and_classifier_max_sparsity: float | None = Field(0.5, ge=0.0, lt=1.0)
+    # structure = "channel" only: after the channels are removed and fine-tuned, magnitude
+    # pruning (unstructured; scope and floors as above, per_layer left to the channels) takes
+    # the kernels left to this sparsity, with the same fine-tuning. None: channel pruning alone.
+    then_sparsity: float | None = Field(None, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> "PruneSpec":
+        if self.then_sparsity is not None and self.structure != "channel":
+            raise ValueError('then_sparsity applies only to structure = "channel" (unstructured pruning '
+                             'of the kernels the channel pruning leaves)')
         if self.initial_sparsity > self.final_sparsity:
             raise ValueError("initial_sparsity must not exceed final_sparsity")
         if self.structure == "block" and self.block_size == (1, 1):
@@ -142,6 +149,7 @@ class ClusterSpec(BaseModel):
     preserve_sparsity: bool = True
     centroid_init: Literal["kmeans++", "linear", "density-based", "random"] = "kmeans++"
     epochs: int = Field(2, ge=0, le=EPOCHS_MAX)
+    fold_batchnorm: bool = True     # fold BatchNormalization into the kernel first (compress/fold.py)
 
 
 class QatSpec(BaseModel):

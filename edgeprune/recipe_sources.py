@@ -56,7 +56,8 @@ def lines(recipe: dict, sources: dict[str, str]) -> list[str]:
     items: list[tuple[str, str]] = []
     prune = recipe.get("prune")
     items.append(("prune", "off" if not prune else f"{prune['structure']} to {prune['final_sparsity']:.2f} "
-                                                   f"({prune['scope']})"))
+                                                   f"({prune['scope']})"
+                  + (f", then unstructured to {prune['then_sparsity']:.2f}" if prune.get("then_sparsity") else "")))
     ft = recipe.get("finetune", {})
     items.append(("finetune.epochs" if "finetune.epochs" in sources else "finetune",
                   f"{ft.get('epochs')} fine-tuning epochs"))

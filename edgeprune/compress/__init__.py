@@ -80,6 +80,21 @@ def compress(source: SourceModel, recipe: Recipe, data: Dataset, log=lambda msg:
         widths = ", ".join(f"{name} {result.original[name]}->{len(kept)}"
                            for name, kept in result.kept.items())
         steps.append(f"prune(channel: {widths})")
+        then = recipe.prune.then_sparsity
+        if then is not None:
+            spec = recipe.prune.model_copy(update={
+                "structure": "unstructured", "final_sparsity": then, "then_sparsity": None,
+                "per_layer": {},     # channel ratios there, not sparsities
+                "initial_sparsity": min(recipe.prune.initial_sparsity, then)})
+            log(f"pruning the channels left: unstructured, final sparsity {then:.2f}, "
+                f"{recipe.finetune.epochs} fine-tuning epochs")
+            before = len(notes)
+            model, hist = prune(model, spec, recipe.finetune, data, notes)
+            for note in notes[before:]:
+                log(note)
+            for key, values in hist.items():     # the curves go on after the channel phase's
+                history[key] = history.get(key, []) + list(values)
+            steps.append("prune(unstructured)")
     elif recipe.prune is not None:
         log(f"pruning: {recipe.prune.structure}, final sparsity {recipe.prune.final_sparsity:.2f}, "
             f"{recipe.finetune.epochs} fine-tuning epochs")

@@ -12,13 +12,15 @@ where the bytes are compressed. :func:`advise` says what this run's files did:
 - sparsity on TFLite Micro (no sparse tensors: the file is always dense, and the flash
   holds the dense array) and on onnxruntime (the .onnx holds dense initializers);
 - clustering where the model is not stored or shipped compressed: the file keeps one
-  value per weight, so only the gzip size shrinks.
+  value per weight, so only the gzip size shrinks; and, where the deployed file's
+  kernels were counted (``kernel_values``), whether they kept the clusters' values.
 
 ``measurements`` maps an artifact name (``"int8.tflite"``, ``"float32.tflite"``,
 ``"baseline.keras"``...) to its figures, as in report.json (``{"size_bytes": {"value":
 ..}, "gzip_bytes": .., "latency_ms": ..}``) or as plain numbers; optional entries:
-``"encoding"`` ("dense" | "sparse"), ``"encoding_reason"`` and ``"runtime_probe"``
-(encoding -> :meth:`edgeprune.runtimes.probe.Probe.summary`). A missing figure is left
+``"encoding"`` ("dense" | "sparse"), ``"encoding_reason"``, ``"runtime_probe"``
+(encoding -> :meth:`edgeprune.runtimes.probe.Probe.summary`) and ``"kernel_values"``
+(kernel -> distinct values, :func:`edgeprune.measure.breakdown.kernel_values_tflite`). A missing figure is left
 out of the message, never invented.
 """
 
@@ -60,6 +62,8 @@ def _quotes(measurements: Measurements, *artifacts: str) -> str:
 
 def _sparsity_kind(recipe: Recipe) -> str | None:
     prune = recipe.prune
+    if prune is not None and prune.structure == "channel" and prune.then_sparsity is not None:
+        return f"unstructured {prune.then_sparsity:.0%} sparsity (after channel pruning)"
     if prune is None or prune.structure == "channel":
         return None
     if prune.structure == "block":
@@ -105,7 +109,40 @@ def advise(recipe: Recipe, target_profile, measurements: Measurements) -> list[s
             f"and no faster on {name}: the file still holds one value per weight and {where}"
             f"{ratio}: {_quote(measurements, dense_twin)}. It pays only where the model is "
             "stored or shipped compressed (an OTA update, a compressed flash image).")
+        kept = _kernel_values(recipe, measurements.get(deploy, {}).get("kernel_values"))
+        if kept:
+            out[-1] += " " + kept
     return out
+
+
+def _kernel_values(recipe: Recipe, values: Mapping[str, int] | None) -> str:
+    """What the deployed file's conv and dense kernels hold (``kernel_values``: distinct
+    values per kernel, measured in the file), against the clusters asked for."""
+    if not values:
+        return ""
+    clusters = recipe.cluster.number_of_clusters
+    limit = clusters + 1      # and a zero: pruned weights, or a centroid that quantizes to 0
+    over = {name: n for name, n in values.items() if n > limit}
+    if not over:
+        return (f"Measured in the file: each of its {len(values)} conv and dense kernels holds at "
+                f"most {max(values.values())} distinct values.")
+    causes = []
+    if recipe.deploy == "int8.tflite" and recipe.int8_per_channel:
+        causes.append("per-channel int8 weight scales map each channel's clusters to other integers "
+                      "(int8_per_channel = false keeps them)")
+    if recipe.qat is not None:
+        causes.append("quantization-aware training quantizes each Conv2D kernel per channel "
+                      "(tfmot's 8-bit scheme, whatever int8_per_channel says), which maps a channel "
+                      "without the largest clusters to other integers")
+    if not recipe.cluster.fold_batchnorm:
+        causes.append("the converter folds each BatchNormalization into the kernel before it, "
+                      "scaling each channel's values apart (cluster.fold_batchnorm = true folds "
+                      "it before clustering)")
+    causes.append("a layer tfmot leaves unclustered, or a BatchNormalization that could not be "
+                  "folded (see the report's compression notes)")
+    return (f"Measured in the file: {len(over)} of its {len(values)} conv and dense kernels hold "
+            f"more than {limit} distinct values (up to {max(over.values())}), so gzip sees fewer "
+            f"repeats than {clusters} clusters would give; possible causes: {'; '.join(causes)}.")
 
 
 def _litert_sparsity(sparsity: str, deploy: str, target_profile, measurements: Measurements) -> list[str]:

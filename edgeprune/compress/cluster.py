@@ -63,21 +63,35 @@ def cluster(model, spec: ClusterSpec, finetune: FinetuneSpec, data: Dataset,
     Returns ``(stripped model, unique values per kernel, history)``; ``history`` gets
     ``cluster.<metric>`` per epoch of ``spec.epochs``; ``notes`` (if given) gets a line per
     layer left as it is (and frozen while the others fine-tune) because its kernel already
-    has no more values than clusters (after deep pruning, say).
+    has no more values than clusters (after deep pruning, say). With ``spec.fold_batchnorm``
+    each foldable BatchNormalization is folded into the kernel before it first
+    (:mod:`.fold`) and stays frozen in the model returned, so that later fine-tuning (QAT)
+    cannot bring a per-channel scale back.
     """
     k = keras_env.keras()
     tfmot = keras_env.tfmot()
     history = {} if history is None else history
     notes = [] if notes is None else notes
-    work = k.models.clone_model(model)
-    work.set_weights(model.get_weights())
+    if spec.fold_batchnorm:
+        from .fold import fold_batchnorm
+
+        work, pairs = fold_batchnorm(model)
+        if pairs:
+            notes.append(f"cluster: {len(pairs)} BatchNormalization layer(s) folded into the kernel "
+                         f"before them and frozen ({', '.join(f'{b} into {a}' for a, b in pairs)}), so "
+                         f"that the clustered values are the values the file holds")
+    else:
+        work = k.models.clone_model(model)
+        work.set_weights(model.get_weights())
+        pairs = []
+    folded = {b for _, b in pairs}
     params = dict(number_of_clusters=spec.number_of_clusters, cluster_centroids_init=_init(spec),
                   preserve_sparsity=spec.preserve_sparsity)
 
     frozen: list[str] = []
 
     def wrap(layer):
-        if not layer.weights:
+        if not layer.weights or layer.name in folded:    # a folded BatchNormalization stays frozen
             return layer
         distinct = _already_clustered(layer, spec)
         if distinct is not None:

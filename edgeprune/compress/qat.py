@@ -58,11 +58,12 @@ def check_recipe(recipe: Recipe) -> None:
     if qat is None:
         return
     prune = recipe.prune
-    magnitude = prune is not None and prune.structure != "channel"
+    magnitude = prune is not None and (prune.structure != "channel" or prune.then_sparsity is not None)
     wants_sparsity = qat.preserve in ("sparsity", "sparsity_and_clusters")
     wants_clusters = qat.preserve in ("clusters", "sparsity_and_clusters")
     if wants_sparsity and not magnitude:
-        why = ('prune.structure = "channel" removes channels and leaves the remaining weights dense'
+        why = ('prune.structure = "channel" removes channels and leaves the remaining weights dense '
+               '(prune.then_sparsity prunes them)'
                if prune is not None else "the recipe has no pruning step")
         raise ConfigError(f'qat.preserve = "{qat.preserve}" asks to keep zeros, but {why}',
                           where="recipe.qat.preserve",

@@ -53,6 +53,32 @@ def breakdown_tflite(path: str | Path) -> dict:
             "ops": dict(sorted(Counter(op["op_name"] for op in ops).items()))}
 
 
+def kernel_values_tflite(path: str | Path) -> dict[str, int]:
+    """Distinct values in each constant weight tensor of a CONV_2D or FULLY_CONNECTED op
+    (the kernels tfmot clusters; a DEPTHWISE_CONV_2D kernel it leaves alone), keyed like
+    :func:`breakdown_tflite`. A weight read through a DENSIFY op (the sparse encoding) is
+    not a constant of the op and is left out. A file LiteRT cannot load gives ``{}``."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    try:
+        interp = Interpreter(model_path=str(path),
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    except (ValueError, RuntimeError):
+        return {}
+    ops = interp._get_ops_details()
+    produced = {int(i) for op in ops for i in op["outputs"]}
+    names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
+    out: dict[str, int] = {}
+    for op in ops:
+        if op["op_name"] not in ("CONV_2D", "FULLY_CONNECTED") or len(op["inputs"]) < 2:
+            continue
+        index = int(op["inputs"][1])
+        if index < 0 or index in produced:
+            continue
+        out[names.get(index) or f"#{index}"] = int(np.unique(interp.get_tensor(index)).size)
+    return dict(sorted(out.items()))
+
+
 def breakdown_onnx(path: str | Path) -> dict:
     """Initializers' (and Constant nodes') bytes and op_type counts of an ``.onnx`` file.
 

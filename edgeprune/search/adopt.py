@@ -13,7 +13,8 @@ whatever else is exported beside it).
 ``--write`` writes ``models/MODEL/recipes/TARGET.toml`` (a complete recipe: the export of
 MODEL for TARGET reads it instead of ``recipe.toml``; its header names the search) and
 ``TARGET.search.json`` beside it (the search as report.json recorded it: every trial, the
-fronts, the choice, the deployed file's sha256 and sizes, and the recipe it started from).
+fronts, the choice, the deployed file's sha256 and sizes, the recipe it started from, and
+the machine and library versions that made that sha256).
 """
 
 from __future__ import annotations
@@ -51,6 +52,30 @@ def widen(searched: Recipe, base: Recipe) -> Recipe:
     if narrowed != searched:  # an invariant of the two updates above
         raise RuntimeError("widening the searched recipe changed more than its artifacts")
     return wide
+
+
+def made_on() -> dict:
+    """Where the adopted file's sha256 was made: the same recipe and seed give the same bytes
+    with the same libraries on the same kind of CPU, and may not on another (TensorFlow's
+    kernels differ by instruction set)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def _version(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    cpu = platform.processor() or None
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in
+                    Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"machine": platform.machine(), "cpu": cpu, "python": platform.python_version(),
+            **{name: _version(name) for name in ("tensorflow", "tf_keras",
+                                                 "tensorflow-model-optimization", "ai-edge-litert")}}
 
 
 def adopt(search_out: Path, model: str, write: bool) -> tuple[str, dict]:
@@ -95,7 +120,7 @@ def adopt(search_out: Path, model: str, write: bool) -> tuple[str, dict]:
               f"`python -m edgeprune.search.adopt OUT/{target} --model {model} --write`.")
     record = {"target": target, "model": model, "base": base.model_dump(mode="json"), "deploy": report["deploy"],
               "reproduce": section["chosen"]["reproduce"], "chosen_sha256": chosen.get("sha256"),
-              "search": section}
+              "made_on": made_on(), "search": section}
     if write:
         folder = reference.models_dir() / model / "recipes"
         folder.mkdir(exist_ok=True)

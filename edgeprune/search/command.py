@@ -148,8 +148,8 @@ def run_search(opts: SearchOptions) -> SearchResult:
 
 
 def warm_starts(base, space) -> list[dict]:
-    """The default recipe (when the space holds it), a deep prune + cluster recipe, and
-    channel pruning by half."""
+    """The default recipe (when the space holds it), a deep prune + cluster recipe,
+    channel pruning by half, and channel pruning followed by deep sparsity and clusters."""
     from .choices import default_params
 
     starts = []
@@ -172,13 +172,22 @@ def warm_starts(base, space) -> list[dict]:
         starts.append(deep)
     # Channel pruning: the one step that shrinks a dense file (a microcontroller's flash,
     # a runtime without sparse kernels) and its compute.
-    channel = {"structure": "channel", "channels": 0.5, "finetune": 1, "clusters": 0, "qat": False,
+    channel = {"structure": "channel", "channels": 0.5, "then": 0.0, "finetune": 1, "clusters": 0, "qat": False,
                "deploy": space.deploys[0], **({"int8_io": False} if "int8_io" in deep else {}),
                **({"per_tensor": False} if "per_tensor" in deep else {}),
                **({"strip": False} if "strip" in deep else {}),
                **({"distill": False} if space.distill else {})}
     if channel != default:
         starts.append(channel)
+    # Channels and then sparsity: the graph shrinks (biases, depthwise kernels and the file's
+    # tables with it, which no unstructured pruning reaches) and what remains is pruned and
+    # clustered. On the DS-CNN, channels -30% then 90% with 8 clusters was 6,950 B gzip (48
+    # epochs, distilled), 95% per-layer unstructured pruning 8,659 B (96 epochs, distilled).
+    sparse_channel = {**channel, "channels": 0.3, "then": 0.9, "finetune": 3, "clusters": 8,
+                      **({"per_tensor": True} if "per_tensor" in deep else {}),
+                      **({"strip": True} if "strip" in deep else {})}
+    if sparse_channel != default:
+        starts.append(sparse_channel)
     return starts
 
 

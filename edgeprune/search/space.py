@@ -12,6 +12,7 @@ compressed first (``recipe.backoff`` sets the steps)::
                                (finetune.distill), where the data allows it and the recipe
                                fine-tunes without it
     lower sparsity             final_sparsity x each of sparsity_factors, longer fine-tuning
+                               (and prune.then_sparsity, after channel pruning, x the same)
     dense                      no pruning, clustering or regularization: post-training
                                quantization of the trained model only
 
@@ -107,7 +108,11 @@ def backoff_ladder(base: Recipe, distill: bool = False) -> list[Candidate]:
             lower.update(final_sparsity=sparsity,
                          initial_sparsity=min(prune.initial_sparsity, sparsity),
                          per_layer={k: min(v, sparsity) for k, v in prune.per_layer.items()})
-            out.append(derive(base, f"sparsity {sparsity:.0%}", prune=lower, finetune=longer))
+            label = f"sparsity {sparsity:.0%}"
+            if prune.then_sparsity is not None:     # the unstructured pruning after the channels too
+                lower["then_sparsity"] = round(prune.then_sparsity * factor, 2) or None
+                label += f", then {lower['then_sparsity'] or 0:.0%}"
+            out.append(derive(base, label, prune=lower, finetune=longer))
     if spec.try_dense and (prune is not None or base.cluster is not None or base.regularize is not None):
         qat = None if base.qat is None else base.qat.model_copy(update={"preserve": "none"})
         out.append(derive(base, "dense (no pruning)", prune=None, cluster=None, regularize=None,

@@ -75,14 +75,21 @@ def test_export_figures_say_how_they_were_measured(exported):
     assert base > 0.9 and int8["accuracy"]["value"] > base - 0.05
     sparsity = report["compression"]["sparsity"]
     # the reference model's host recipe is a search's choice (models/digits/recipes/host.toml):
-    # 95% of the weights pruned by one global ranking, the stem and the classifier with care
-    # (prune.stem_and_classifier_max_sparsity), 16 clusters, int8 weights with a scale per tensor
+    # 40% of the channels removed, then 90% of the weights left pruned, the stem and the
+    # classifier with care (prune.stem_and_classifier_max_sparsity), 8 clusters, int8 weights
+    # with a scale per tensor
     recipe = report["recipe"]
-    assert recipe["prune"]["scope"] == "global" and recipe["cluster"]["number_of_clusters"] == 16
+    assert recipe["prune"]["structure"] == "channel" and recipe["prune"]["then_sparsity"] == 0.9
+    assert recipe["cluster"]["number_of_clusters"] == 8
+    assert report["compression"]["steps"][0].startswith("prune(channel: ")
+    assert report["compression"]["steps"][1:] == ["prune(unstructured)", "cluster(8, preserve_sparsity)"]
     assert report["compression"]["recipe_sources"]["prune"].endswith("models/digits/recipes/host.toml")
     floor = recipe["prune"]["stem_and_classifier_max_sparsity"]
-    assert sparsity["conv2/kernel"] > 0.9 and sparsity["fc1/kernel"] > 0.9
-    assert 0.3 < sparsity["conv1/kernel"] <= floor + 1e-6 and 0.3 < sparsity["logits/kernel"] <= floor + 1e-6
+    assert sparsity["conv2/kernel"] > 0.85 and sparsity["fc1/kernel"] > 0.85
+    # pruned to the floor; tfmot's sparsity-preserving clustering then sets the centroid nearest
+    # zero to zero, and the weights in that cluster join the pruned ones (0.52 and 0.55 here)
+    for name in ("conv1/kernel", "logits/kernel"):
+        assert floor - 1e-6 <= sparsity[name] < min(sparsity["conv2/kernel"], sparsity["fc1/kernel"]) - 0.25
     settings = next(a for a in report["artifacts"] if a["name"] == "int8.tflite")["settings"]
     assert settings["per_channel"] is recipe["int8_per_channel"] is False
     integrity = {a["name"]: a["measurements"]["integrity"] for a in report["artifacts"][2:]}

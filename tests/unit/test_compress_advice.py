@@ -80,6 +80,27 @@ def test_advise_says_clustering_pays_only_compressed_and_quotes_the_gzip_ratio()
     assert "gzip keeps 32% of the bytes" in out[0]
 
 
+def test_advise_says_whether_the_files_kernels_kept_the_clusters():
+    kept = {**MEASURED, "int8.tflite": {**MEASURED["int8.tflite"], "kernel_values": {"#3": 9, "#5": 7}}}
+    recipe = Recipe(cluster=ClusterSpec(number_of_clusters=8), int8_per_channel=False)
+    out = advise(recipe, _target(), kept)
+    assert out[-1].endswith("Measured in the file: each of its 2 conv and dense kernels holds at most 9 "
+                            "distinct values.")   # 8 clusters and the zeros pruning kept
+
+    spread = {**MEASURED, "int8.tflite": {**MEASURED["int8.tflite"], "kernel_values": {"#3": 90, "#5": 7}}}
+    out = advise(Recipe(cluster=ClusterSpec(number_of_clusters=8, fold_batchnorm=False)), _target(), spread)
+    assert "Measured in the file: 1 of its 2 conv and dense kernels hold more than 9 distinct values " \
+           "(up to 90)" in out[-1]
+    assert "per-channel int8 weight scales" in out[-1] and "cluster.fold_batchnorm = true" in out[-1]
+
+
+def test_advise_speaks_of_the_sparsity_that_follows_channel_pruning():
+    recipe = Recipe(prune=PruneSpec(structure="channel", final_sparsity=0.5, then_sparsity=0.8))
+    out = advise(recipe, _target(engine="tflm", arch="cortex-m"), MEASURED)
+    assert out[0].startswith("unstructured 80% sparsity (after channel pruning) cannot speed up t: "
+                             "TFLite Micro has no sparse tensors")
+
+
 def test_advise_is_silent_when_channel_pruning_on_xnnpack():
     assert advise(Recipe(prune=PruneSpec(structure="channel", final_sparsity=0.5)), _target(),
                   MEASURED) == []

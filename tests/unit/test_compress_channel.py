@@ -226,3 +226,31 @@ def test_compress_channel_recipe_fine_tunes_and_notes_what_was_left(keras, tiny_
     assert any(n.startswith("logits:") for n in result.notes)
     assert len(result.history["prune.loss"]) == 1
     assert _widths(model)["conv1"] == 8
+
+
+def test_compress_channel_then_unstructured_prunes_what_the_channels_left(keras, tiny_data):
+    from edgeprune.compress import compress
+    from edgeprune.recipe import FinetuneSpec, PruneSpec, Recipe
+    from edgeprune.types import SourceModel
+
+    model = _conv_bn_conv_flatten_dense(keras)
+    recipe = Recipe(prune=PruneSpec(structure="channel", final_sparsity=0.5, then_sparsity=0.6,
+                                    stem_and_classifier_max_sparsity=None),
+                    finetune=FinetuneSpec(epochs=2))
+    source = SourceModel(model=model, input_shape=(8, 8, 1), num_classes=10, origin="test",
+                         sha256="0" * 64)
+    result = compress(source, recipe, tiny_data)
+    assert _widths(result.model) == {"conv1": 4, "conv2": 3, "fc": 6, "logits": 10}
+    assert result.steps == ["prune(channel: conv1 8->4, conv2 6->3, fc 12->6)", "prune(unstructured)"]
+    for name in ("conv2/kernel", "fc/kernel", "logits/kernel"):
+        assert 0.5 <= result.sparsity[name] <= 0.7, result.sparsity
+    assert len(result.history["prune.loss"]) == 4    # both phases' epochs, in order
+
+
+def test_then_sparsity_is_refused_without_channel_pruning():
+    from pydantic import ValidationError
+
+    from edgeprune.recipe import PruneSpec
+
+    with pytest.raises(ValidationError, match="then_sparsity applies only to structure"):
+        PruneSpec(structure="unstructured", then_sparsity=0.5)

@@ -120,6 +120,8 @@ def test_quantize_aware_keeps_clusters_and_zeros_when_preserve_sparsity_and_clus
     (Recipe(qat=QatSpec(preserve="none")), "undo the pruning"),
     (Recipe(prune=None, cluster=ClusterSpec(), qat=QatSpec(preserve="none")), "undo the clustering"),
     (Recipe(cluster=ClusterSpec(), qat=QatSpec(preserve="clusters")), "undo the pruning"),
+    (Recipe(prune=PruneSpec(structure="channel", final_sparsity=0.3, then_sparsity=0.9),
+            cluster=ClusterSpec(), qat=QatSpec(preserve="clusters")), "undo the pruning"),
     (Recipe(cluster=ClusterSpec(), qat=QatSpec(preserve="sparsity")), "undo the clustering"),
     (Recipe(cluster=ClusterSpec(preserve_sparsity=False),
             qat=QatSpec(preserve="sparsity_and_clusters")), "preserve_sparsity = false"),
@@ -136,6 +138,8 @@ def test_check_recipe_accepts_the_collaborative_schemes():
     check_recipe(Recipe(qat=QatSpec(preserve="sparsity")))
     check_recipe(Recipe(prune=None, cluster=ClusterSpec(), qat=QatSpec(preserve="clusters")))
     check_recipe(Recipe(cluster=ClusterSpec(), qat=QatSpec(preserve="sparsity_and_clusters")))
+    check_recipe(Recipe(prune=PruneSpec(structure="channel", final_sparsity=0.3, then_sparsity=0.9),
+                        cluster=ClusterSpec(), qat=QatSpec(preserve="sparsity_and_clusters")))
 
 
 def test_quantize_aware_raises_config_error_naming_a_layer_tfmot_cannot_quantize(keras, tiny_data):

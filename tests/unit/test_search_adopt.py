@@ -47,11 +47,15 @@ def test_adopted_recipe_makes_every_artifact_and_narrows_back_to_the_searched_on
     base = base_recipe("digits", "host")
     assert adopted.quantize == base.quantize and adopted.formats == base.formats
     assert adopted.deploy == "int8.tflite" and not adopted.int8_per_channel
-    assert adopted.cluster == ClusterSpec(number_of_clusters=16, epochs=4)
+    clustering = base.cluster.epochs if base.cluster else max(1, base.finetune.epochs // 2)
+    assert adopted.cluster == ClusterSpec(number_of_clusters=16, epochs=clustering * 6)   # x6 fine-tuning
     assert adopted.prune.final_sparsity == 0.95 and adopted.finetune.epochs == 6 * base.finetune.epochs
     assert widen(searched, base) == adopted
     assert "trial 1" in text and "host.search.json" in text
     assert record["search"]["chosen"]["trial"] == 1 and record["chosen_sha256"] == "ab" * 32
+    import platform
+
+    assert record["made_on"]["machine"] == platform.machine() and record["made_on"]["tensorflow"]
 
 
 def test_adopt_refuses_a_choice_that_misses_a_budget_and_a_folder_that_is_no_search(tmp_path):

@@ -20,6 +20,13 @@ def test_backoff_ladder_goes_from_longer_finetuning_to_lower_sparsity_to_dense()
     assert ladder[3].recipe.prune is None and ladder[3].cost == 0.0 and ladder[1].cost == 2.0
 
 
+def test_backoff_ladder_lowers_the_sparsity_after_channel_pruning_with_the_channels():
+    ladder = backoff_ladder(Recipe(prune=PruneSpec(structure="channel", final_sparsity=0.5, then_sparsity=0.8)))
+    assert [c.label for c in ladder] == ["longer fine-tuning", "sparsity 34%, then 54%",
+                                         "sparsity 17%, then 26%", "dense (no pruning)"]
+    assert ladder[1].recipe.prune.then_sparsity == 0.54 and ladder[1].recipe.prune.structure == "channel"
+
+
 def test_backoff_ladder_distils_after_longer_finetuning_where_the_data_allows():
     from edgeprune.recipe import DistillSpec
 

@@ -76,20 +76,26 @@ def test_default_params_are_none_when_the_base_recipe_is_outside_the_space():
 
 
 @pytest.mark.parametrize("params, expect", [
-    ({"structure": "channel", "channels": 0.3, "finetune": 1, "clusters": 16, "qat": True,
+    ({"structure": "channel", "channels": 0.3, "then": 0.0, "finetune": 1, "clusters": 16, "qat": True,
       "deploy": "int8.tflite", "int8_io": True, "per_tensor": False, "strip": False},
      lambda r: r.prune.structure == "channel" and not r.cluster.preserve_sparsity
-     and r.qat.preserve == "clusters" and r.int8_io and r.int8_per_channel and r.finetune.epochs == 8
+     and r.qat.preserve == "clusters" and r.int8_io and r.int8_per_channel and r.finetune.epochs == 8 and r.cluster.epochs == 4
      and not r.tflite_strip),
     ({"structure": "unstructured", "sparsity": 0.9, "scope": "global", "floor": 0.3, "finetune": 3,
       "clusters": 8, "qat": True, "deploy": "int8.onnx"},
      lambda r: r.qat.preserve == "sparsity_and_clusters" and r.formats == ("onnx",)
-     and r.prune.stem_and_classifier_max_sparsity == 0.3 and r.finetune.epochs == 24),
+     and r.prune.stem_and_classifier_max_sparsity == 0.3 and r.finetune.epochs == 24
+     and r.cluster.epochs == 12),
     ({"structure": "unstructured", "sparsity": 0.97, "scope": "global", "floor": 0.7, "finetune": 6,
       "clusters": 16, "qat": False, "deploy": "int8.tflite", "int8_io": False, "per_tensor": True,
       "strip": True},
      lambda r: not r.int8_per_channel and r.finetune.epochs == 48 and r.prune.max_layer_sparsity == 0.99
-     and r.cluster.epochs == 4 and r.tflite_strip),
+     and r.cluster.epochs == 24 and r.tflite_strip),   # clustering's epochs x6 too
+    ({"structure": "channel", "channels": 0.5, "then": 0.9, "finetune": 3, "clusters": 8, "qat": True,
+      "deploy": "int8.tflite", "int8_io": True, "per_tensor": True, "strip": True},
+     lambda r: r.prune.structure == "channel" and r.prune.then_sparsity == 0.9
+     and r.prune.max_layer_sparsity == 0.92 and r.cluster.preserve_sparsity
+     and r.qat.preserve == "sparsity_and_clusters" and r.cluster.epochs == 12),
     ({"structure": "none", "clusters": 0, "qat": False, "deploy": "float16.tflite", "strip": False},
      lambda r: r.prune is None and r.cluster is None and r.deploy == "float16.tflite"),
 ])
@@ -99,12 +105,14 @@ def test_suggest_makes_the_recipe_the_parameters_describe(params, expect):
     assert recipe.artifact_names() == [recipe.deploy]
 
 
-def test_warm_starts_are_the_default_then_a_deep_prune_and_cluster_then_channels():
+def test_warm_starts_are_the_default_then_a_deep_prune_and_cluster_then_channels_then_sparse_channels():
     starts = warm_starts(DIGITS_HOST, space_for(DIGITS_HOST))
     assert starts[0]["sparsity"] == 0.7 and starts[0]["finetune"] == 1 and not starts[0]["per_tensor"]
     assert starts[1]["sparsity"] == 0.95 and starts[1]["clusters"] == 16 and starts[1]["finetune"] == 3
     assert starts[1]["per_tensor"] and starts[1]["strip"] and not starts[0]["strip"]
-    assert starts[2]["structure"] == "channel" and starts[2]["channels"] == 0.5
+    assert starts[2]["structure"] == "channel" and starts[2]["channels"] == 0.5 and starts[2]["then"] == 0.0
+    assert starts[3]["structure"] == "channel" and starts[3]["channels"] == 0.3 and starts[3]["then"] == 0.9
+    assert starts[3]["clusters"] == 8 and starts[3]["per_tensor"] and starts[3]["strip"] and len(starts) == 4
     for params in starts:
         suggest(optuna.trial.FixedTrial(params), DIGITS_HOST, space_for(DIGITS_HOST))
 
@@ -128,7 +136,9 @@ def test_neighbours_are_one_step_more_compressed_the_steps_that_cost_no_accuracy
     channel = {"structure": "channel", "channels": 0.5, "finetune": 6, "clusters": 0, "qat": False,
                "deploy": "float16.tflite", "strip": False}
     assert [{k: v for k, v in n.items() if channel.get(k) != v} for n in neighbours(channel, space)] == [
-        {"strip": True}, {"channels": 0.6}, {"clusters": 32}]
+        {"strip": True}, {"channels": 0.6}, {"then": 0.5}, {"clusters": 32}]
+    deep_channel = {**channel, "channels": 0.8, "then": 0.9, "clusters": 8, "strip": True}
+    assert neighbours(deep_channel, space) == []
     assert neighbours({"structure": "none", "clusters": 8, "qat": True, "deploy": "float16.tflite",
                        "strip": True}, space) == []
     assert neighbours({"structure": "none", "clusters": 8, "qat": True, "deploy": "int8.onnx"},
@@ -571,3 +581,17 @@ def test_table_marks_the_choice_and_counts_queued_steps_skipped_unrun():
                          "2 repeats of earlier trials, not counted)")
     assert "(repeat of 1)" in render({**report, "search": {**report["search"], "trials": [
         {**row, "cached": True, "repeat_of": 1}]}})
+
+
+def test_candidates_from_a_channel_then_sparsity_base_carry_then_only_where_asked():
+    base = Recipe(prune=PruneSpec(structure="channel", final_sparsity=0.4, then_sparsity=0.9,
+                                  max_layer_sparsity=0.92))
+    space = space_for(base)
+    unstructured = {"structure": "unstructured", "sparsity": 0.8, "scope": "global", "floor": 0.5,
+                    "finetune": 1, "clusters": 0, "qat": False, "deploy": "int8.tflite", "int8_io": False,
+                    "per_tensor": False, "strip": False}
+    assert candidate(base, unstructured).recipe.prune.then_sparsity is None
+    channel = {**unstructured, "structure": "channel", "channels": 0.4, "then": 0.0}
+    assert candidate(base, channel).recipe.prune.then_sparsity is None
+    assert default_params(base, space)["then"] == 0.9
+    assert candidate(base, default_params(base, space)).recipe.prune == base.prune
