@@ -75,7 +75,9 @@ def sampler(name: str, seed: int):
 def open_study(url: str, name: str, sampler_name: str, seed: int):
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: Optuna logs a trial that raised as a WARNING with its traceback; edgeprune says
+    # what failed itself (the trial's error in the report, the worker's error line)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna.create_study(storage=storage(url), study_name=name, directions=list(DIRECTIONS),
                                sampler=sampler(sampler_name, seed), load_if_exists=True)
 
