@@ -92,6 +92,9 @@ def test_export_figures_say_how_they_were_measured(exported):
         assert floor - 1e-6 <= sparsity[name] < min(sparsity["conv2/kernel"], sparsity["fc1/kernel"]) - 0.25
     settings = next(a for a in report["artifacts"] if a["name"] == "int8.tflite")["settings"]
     assert settings["per_channel"] is recipe["int8_per_channel"] is False
+    # the clusters counted in the deployed file, not in the Keras model
+    assert any(a.endswith("Measured in the file: each of its 4 conv and dense kernels holds at most 8 "
+                          "distinct values.") for a in report["advice"]), report["advice"]
     integrity = {a["name"]: a["measurements"]["integrity"] for a in report["artifacts"][2:]}
     assert all(fig["passed"] and fig["checks"] for fig in integrity.values()), integrity
     assert integrity["int8.onnx"]["checks"][0]["against"] == "float32.onnx"
